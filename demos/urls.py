@@ -1,0 +1,10 @@
+"""URLs of the demo pages."""
+
+from django.urls import path
+
+from . import views
+
+app_name = "demos"
+urlpatterns = [
+    path("", views.index, name="index"),
+]
