@@ -50,6 +50,9 @@ def sanitize_html(html: str) -> str:
 def render_markdown(text: str) -> str:
     """Render markdown to sanitized HTML."""
     html = markdown.markdown(
-        text, extensions=MARKDOWN_EXTENSIONS, extension_configs=MARKDOWN_CONFIG, output_format="html"
+        text,
+        extensions=MARKDOWN_EXTENSIONS,
+        extension_configs=MARKDOWN_CONFIG,
+        output_format="html",
     )
     return sanitize_html(html)

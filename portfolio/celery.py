@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portfolio.settings")
 
@@ -17,5 +17,6 @@ QUEUES = ("high", "default", "low")
 
 app = Celery("portfolio")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.conf.task_queues = [Queue(name) for name in QUEUES]
+# One direct exchange per queue, keyed by its own name, so routing to "high" reaches only it.
+app.conf.task_queues = [Queue(name, Exchange(name), routing_key=name) for name in QUEUES]
 app.autodiscover_tasks()

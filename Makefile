@@ -1,0 +1,50 @@
+# Two commands: `make run` sets up and starts the whole site; `make test` sets up and runs
+# the whole suite. Both begin with `make setup`, which is idempotent.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PY     := $(BIN)/python
+DEV    := DJANGO_DEBUG=1
+
+.PHONY: setup run test test-fast lint format bench build clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when requirements.txt changes.
+$(VENV)/.installed: requirements.txt | $(PY)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+build: $(VENV)/.installed
+	$(PY) setup.py --quiet build_ext --inplace
+
+setup: build
+	$(DEV) $(PY) manage.py migrate --noinput --verbosity 0
+	$(DEV) $(PY) manage.py loadseed
+	$(DEV) $(PY) manage.py collectstatic --noinput --verbosity 0
+
+run: setup
+	$(DEV) $(PY) manage.py runstack
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not browser and not slow"
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: setup
+	@for script in bench/*.py; do [ -e "$$script" ] && $(PY) "$$script"; done; true
+
+clean:
+	rm -rf build staticfiles .run .pytest_cache
+	find engines -name '*.so' -delete

@@ -1,0 +1,69 @@
+"""``manage.py runstack``: start every process of the site and supervise them as one."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from portfolio.celery import QUEUES
+from portfolio.stack import Service, StackError, Supervisor, redis_server_command
+
+
+def stack_services() -> list[Service]:
+    """The processes of the site, in start order, at the addresses the settings give."""
+    python = sys.executable
+    services = []
+    if settings.EMBEDDED_REDIS:
+        services.append(
+            Service(
+                "redis",
+                redis_server_command(settings.EMBEDDED_REDIS_PORT, settings.RUN_DIR / "redis"),
+                ready_port=("127.0.0.1", settings.EMBEDDED_REDIS_PORT),
+            )
+        )
+    services += [
+        Service(
+            "worker",
+            [python, "-m", "celery", "-A", "portfolio", "worker", "-Q", ",".join(QUEUES),
+             "--loglevel", "INFO", "--hostname", "worker@%h"],
+        ),
+        Service(
+            "web",
+            [python, "-m", "daphne", "-b", settings.WEB_HOST, "-p", str(settings.WEB_PORT),
+             "--proxy-headers", "portfolio.asgi:application"],
+            ready_port=(settings.WEB_HOST, settings.WEB_PORT),
+        ),
+    ]  # fmt: skip
+    return services
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+class Command(BaseCommand):
+    help = (
+        "Start the whole site — Redis (unless REDIS_URL is set), the Celery worker and the "
+        "daphne web server — and stop all of them on Ctrl-C or when any one exits."
+    )
+
+    def handle(self, *args, **options) -> None:
+        supervisor = Supervisor(stack_services(), out=self.stdout)
+        # SIGTERM (from a process manager) stops the stack like Ctrl-C does.
+        signal.signal(signal.SIGTERM, _interrupt)
+        try:
+            supervisor.check_ports()
+            supervisor.start_all()
+            url = f"http://{settings.WEB_HOST}:{settings.WEB_PORT}/"
+            self.stdout.write(self.style.SUCCESS(f"\n  The site is up: {url}  (Ctrl-C stops it)\n"))
+            name, code = supervisor.wait()
+            raise CommandError(f"{name} exited with code {code}; stopped the rest")
+        except StackError as exc:
+            raise CommandError(str(exc)) from None
+        except KeyboardInterrupt:
+            self.stdout.write("\nstopping…")
+        finally:
+            supervisor.stop_all()

@@ -1,0 +1,80 @@
+"""Fixtures shared by the whole suite: seeded database, a real Celery worker, a real site.
+
+The services themselves (Redis, ports, environment) come from the ``tests.stack`` plugin,
+which runs before Django is configured.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from portfolio.celery import QUEUES
+from portfolio.stack import Service, start, stop, wait_for_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker) -> None:
+    """The test database holds the seed content, as a fresh `make setup` leaves it."""
+    with django_db_blocker.unblock():
+        call_command("loadseed", verbosity=0)
+
+
+def _log(tmp_path_factory: pytest.TempPathFactory, name: str):
+    return open(tmp_path_factory.mktemp("logs") / f"{name}.log", "wb")
+
+
+@pytest.fixture(scope="session")
+def celery_worker(tmp_path_factory) -> Iterator[str]:
+    """A real Celery worker process on the suite's Redis; yields its node name."""
+    from portfolio.celery import app
+
+    node = f"test-{os.getpid()}@localhost"
+    log = _log(tmp_path_factory, "worker")
+    argv = [
+        sys.executable, "-m", "celery", "-A", "portfolio", "worker", "--pool", "solo",
+        "-Q", ",".join(QUEUES), "--hostname", node, "--without-mingle", "--without-gossip",
+    ]  # fmt: skip
+    process = start(Service("worker", argv), stdout=log)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(node in reply for reply in app.control.ping(timeout=0.5)):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the Celery worker did not start; see {log.name}")
+        yield node
+    finally:
+        stop(process, grace=10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def live_site(tmp_path_factory, celery_worker) -> Iterator[str]:
+    """The real site: daphne serving the ASGI app on the port the settings name, with its
+    own migrated and seeded SQLite database and a Celery worker; yields the base URL."""
+    workdir = tmp_path_factory.mktemp("site")
+    env = {"DATABASE_URL": f"sqlite:///{workdir / 'site.sqlite3'}"}
+    for command in (["migrate", "--noinput"], ["loadseed"]):
+        subprocess.run(
+            [sys.executable, "manage.py", *command, "--verbosity", "0"],
+            cwd=ROOT, env={**os.environ, **env}, check=True,
+        )  # fmt: skip
+    log = _log(tmp_path_factory, "web")
+    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(settings.WEB_PORT),
+            "portfolio.asgi:application"]  # fmt: skip
+    process = start(Service("web", argv, env=env), stdout=log)
+    try:
+        wait_for_port("127.0.0.1", settings.WEB_PORT, 60, process)
+        yield f"http://localhost:{settings.WEB_PORT}"
+    finally:
+        stop(process, grace=10)
+        log.close()

@@ -1,0 +1,214 @@
+"""The demo job framework through the full ASGI application and through a small consumer
+with tight limits: start, stop, disconnect, caps, junk input, rate limiting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from demos.jobs import JobConsumer, JobInputError, JobLimits, JobOutput
+from demos.status import get_monitor
+from portfolio.asgi import application
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(60)]
+
+ORIGIN = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+
+
+async def connect(app=application, path="/ws/demos/status/", headers=ORIGIN):
+    communicator = WebsocketCommunicator(app, path, headers=headers)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def receive_until(communicator, kind, wait=10):
+    """Read messages until one of the given type arrives; return it and those before it."""
+    seen = []
+    while True:
+        message = await communicator.receive_json_from(timeout=wait)
+        seen.append(message)
+        if message["type"] == kind:
+            return message, seen
+
+
+async def test_foreign_origin_is_refused():
+    communicator = WebsocketCommunicator(
+        application, "/ws/demos/status/", headers=[(b"origin", b"http://evil.example")]
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_stop_mid_job_ends_it_and_frees_the_slot():
+    communicator = await connect()
+    await communicator.send_json_to({"type": "start", "params": {}})
+    started, _ = await receive_until(communicator, "started")
+    output, _ = await receive_until(communicator, "output")
+    assert output["job"] == started["job"]
+    assert output["seq"] == 0
+    await communicator.send_json_to({"type": "stop", "job": started["job"]})
+    done, _ = await receive_until(communicator, "done")
+    assert done == {
+        "type": "done",
+        "job": started["job"],
+        "status": "stopped",
+        "message": "stopped on request",
+    }
+    assert not JobConsumer._jobs_per_visitor
+    # The socket is still usable: a new job starts.
+    await communicator.send_json_to({"type": "start"})
+    started_again, _ = await receive_until(communicator, "started")
+    assert started_again["job"] == started["job"] + 1
+    await communicator.disconnect()
+
+
+async def test_disconnect_mid_job_cancels_it():
+    communicator = await connect()
+    await communicator.send_json_to({"type": "start", "params": {}})
+    await receive_until(communicator, "output")
+    monitor = get_monitor()
+    assert monitor._watchers, "the status job should be watching the monitor"
+    await communicator.disconnect()
+    for _ in range(100):
+        if not monitor._watchers and not JobConsumer._jobs_per_visitor:
+            break
+        await asyncio.sleep(0.02)
+    assert not monitor._watchers
+    assert not JobConsumer._jobs_per_visitor
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("not json at all {", "bad_json"),
+        ("[1, 2, 3]", "bad_message"),
+        ('{"no": "type"}', "bad_message"),
+        ('{"type": "launch-missiles"}', "unknown_type"),
+        ('{"type": "start", "params": "everything"}', "bad_params"),
+        ('{"type": "start", "params": {"rows": 10}}', "bad_params"),
+        ('{"type": "stop", "job": 999}', "no_such_job"),
+        (b"\x00\x01binary", "bad_message"),
+        ("x" * (64 * 1024 + 1), "too_large"),
+    ],
+)
+async def test_junk_gets_an_error_and_the_socket_stays_usable(frame, code):
+    communicator = await connect()
+    if isinstance(frame, bytes):
+        await communicator.send_to(bytes_data=frame)
+    else:
+        await communicator.send_to(text_data=frame)
+    error = await communicator.receive_json_from(timeout=5)
+    assert error["type"] == "error"
+    assert error["code"] == code
+    await communicator.send_json_to({"type": "start", "params": {}})
+    started, _ = await receive_until(communicator, "started")
+    assert started["job"] == 1
+    await communicator.disconnect()
+
+
+async def test_flood_is_rate_limited_then_recovers():
+    communicator = await connect()
+    for _ in range(60):
+        await communicator.send_json_to({"type": "ping-flood"})
+    replies = []
+    while not await communicator.receive_nothing(timeout=0.3):
+        replies.append(await communicator.receive_json_from())
+    codes = [reply["code"] for reply in replies]
+    assert "rate_limited" in codes
+    # Not one answer per junk message: the rate limit also limits the answers.
+    assert len(codes) < 60
+    await asyncio.sleep(1.5)
+    await communicator.send_json_to({"type": "start"})
+    started, _ = await receive_until(communicator, "started")
+    assert started["job"] == 1
+    await communicator.disconnect()
+
+
+async def test_jobs_per_visitor_are_capped(settings):
+    settings.DEMO_MAX_JOBS_PER_VISITOR = 2
+    first, second = await connect(), await connect()
+    for _ in range(2):
+        await first.send_json_to({"type": "start"})
+        await receive_until(first, "started")
+    await second.send_json_to({"type": "start"})
+    error, _ = await receive_until(second, "error")
+    assert error["code"] == "too_many_jobs"
+    await first.disconnect()
+    # The slots are the visitor's, not the connection's: freed, the other socket may start.
+    await second.send_json_to({"type": "start"})
+    await receive_until(second, "started")
+    await second.disconnect()
+
+
+class CountingConsumer(JobConsumer):
+    """Emits ``count`` numbers, ``per_tick`` at a time, sleeping ``tick`` between them."""
+
+    limits = JobLimits(max_runtime=1.0, max_items=500, max_batch=100, flush_interval=0.05)
+
+    def validate(self, params):
+        count = params.get("count", 10)
+        if not isinstance(count, int) or count < 0:
+            raise JobInputError("count must be a non-negative integer")
+        return {"count": count, "tick": float(params.get("tick", 0)), "fail": params.get("fail")}
+
+    async def run_job(self, params, output: JobOutput):
+        if params["fail"]:
+            raise RuntimeError("engine exploded")
+        for n in range(params["count"]):
+            output.emit(n)
+            if params["tick"]:
+                await asyncio.sleep(params["tick"])
+        return f"counted {params['count']}"
+
+
+async def run_counting(params):
+    communicator = await connect(CountingConsumer.as_asgi(), "/", headers=[])
+    await communicator.send_json_to({"type": "start", "params": params})
+    done, seen = await receive_until(communicator, "done")
+    await communicator.disconnect()
+    outputs = [message for message in seen if message["type"] == "output"]
+    return done, outputs
+
+
+async def test_output_is_batched_numbered_and_complete():
+    done, outputs = await run_counting({"count": 450})
+    assert done["status"] == "finished"
+    assert done["message"] == "counted 450"
+    assert [m["seq"] for m in outputs] == list(range(len(outputs)))
+    assert [item for m in outputs for item in m["items"]] == list(range(450))
+    assert all(len(m["items"]) <= 100 for m in outputs)
+    assert len(outputs) < 450 / 10  # batched, not a message per item
+
+
+async def test_output_cap_ends_the_job_with_limit():
+    done, outputs = await run_counting({"count": 10_000})
+    assert done["status"] == "limit"
+    assert sum(len(m["items"]) for m in outputs) == 500
+
+
+async def test_run_time_cap_ends_the_job_with_timeout():
+    done, outputs = await run_counting({"count": 400, "tick": 0.01})
+    assert done["status"] == "timeout"
+    assert 0 < sum(len(m["items"]) for m in outputs) < 400
+
+
+async def test_a_failing_job_reports_failure_without_details():
+    done, _ = await run_counting({"fail": True})
+    assert done["status"] == "failed"
+    assert "exploded" not in done["message"]
+
+
+async def test_invalid_params_are_reported_by_the_demo():
+    communicator = await connect(CountingConsumer.as_asgi(), "/", headers=[])
+    await communicator.send_to(text_data=json.dumps({"type": "start", "params": {"count": -1}}))
+    error = await communicator.receive_json_from()
+    assert error == {
+        "type": "error",
+        "code": "bad_params",
+        "message": "count must be a non-negative integer",
+    }
+    await communicator.disconnect()
