@@ -150,7 +150,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Hashed names let browsers cache assets forever; compression is done once at
     # collectstatic time. https://whitenoise.readthedocs.io/en/stable/django.html
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "portfolio.storage.StaticFilesStorage"},
 }
 # In development WhiteNoise serves straight from the source folders, so edits show at once.
 WHITENOISE_USE_FINDERS = DEBUG

@@ -12,6 +12,7 @@ Kept free of Django so the tests can start the same commands.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import logging
 import os
 import selectors
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class StackError(RuntimeError):
@@ -95,6 +98,14 @@ class Service:
     ready_timeout: float = 60.0
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux for SIGTERM when the supervisor dies, so even a
+    SIGKILLed supervisor leaves no service behind."""
+    if sys.platform == "linux":
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def start(service: Service, stdout=None) -> subprocess.Popen:
     """Start a service in its own session (own process group), so the terminal's Ctrl-C
     reaches only the supervisor, which then stops the group in order."""
@@ -105,6 +116,7 @@ def start(service: Service, stdout=None) -> subprocess.Popen:
         stderr=subprocess.STDOUT if stdout is not None else None,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=_die_with_parent,  # safe: the supervisor forks from one thread
     )
 
 

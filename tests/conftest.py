@@ -30,6 +30,12 @@ def django_db_setup(django_db_setup, django_db_blocker) -> None:
         call_command("loadseed", verbosity=0)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _static_files() -> None:
+    """Hashed static files as production serves them, fresh from the sources under test."""
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+
 def _log(tmp_path_factory: pytest.TempPathFactory, name: str):
     return open(tmp_path_factory.mktemp("logs") / f"{name}.log", "wb")
 

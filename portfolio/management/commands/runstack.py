@@ -52,8 +52,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         supervisor = Supervisor(stack_services(), out=self.stdout)
-        # SIGTERM (from a process manager) stops the stack like Ctrl-C does.
-        signal.signal(signal.SIGTERM, _interrupt)
+        # SIGTERM (a process manager) stops the stack like Ctrl-C; SIGINT is set explicitly
+        # because a shell starting us in the background would have it ignored.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, _interrupt)
         try:
             supervisor.check_ports()
             supervisor.start_all()
