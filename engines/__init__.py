@@ -1,0 +1,1 @@
+"""The real systems behind the live demos; each package works without Django."""

@@ -1,0 +1,6 @@
+"""The SQL firewall: a PostgreSQL wire-protocol proxy that pools server connections and
+blocks destructive statements. ``guard`` decides; the proxy (coming) enforces."""
+
+from .guard import RULES, Guard, Rule, Verdict
+
+__all__ = ["RULES", "Guard", "Rule", "Verdict"]

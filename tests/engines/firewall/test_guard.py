@@ -1,0 +1,196 @@
+"""The guard against a corpus of destructive SQL, hidden every way we know (all blocked),
+and a corpus of ordinary SQL that merely looks dangerous (none blocked)."""
+
+from __future__ import annotations
+
+import pytest
+
+from engines.firewall.guard import RULES, Guard
+
+# (statement, the rule that must fire)
+DESTRUCTIVE = [
+    ("DROP TABLE users", "drop"),
+    ("drop table if exists users cascade", "drop"),
+    ("DROP INDEX CONCURRENTLY users_email", "drop"),
+    ("DROP SCHEMA app CASCADE", "drop"),
+    ("DROP DATABASE demo", "drop"),
+    ("DROP ROLE demo", "drop"),
+    ("DROP OWNED BY demo", "drop"),
+    ("DROP VIEW v; DROP FUNCTION f()", "drop"),
+    ('DROP TABLE "Users"', "drop"),
+    ('DROP TABLE U&"\\0075sers"', "drop"),
+    ("/* harmless */ DROP/**/TABLE users", "drop"),
+    ("-- comment\nDROP TABLE users", "drop"),
+    ("SELECT 1; DROP TABLE users", "drop"),
+    ("SELECT 1;DROP TABLE users;SELECT 2", "drop"),
+    ("PREPARE p AS SELECT 1; DROP TABLE users", "drop"),
+    ("TRUNCATE users", "truncate"),
+    ("TRUNCATE TABLE users, orders RESTART IDENTITY CASCADE", "truncate"),
+    ("truncate ONLY users", "truncate"),
+    ("ALTER TABLE users ADD COLUMN x int", "alter_table"),
+    ("ALTER TABLE users DROP COLUMN email", "alter_table"),
+    ("ALTER TABLE IF EXISTS ONLY users ALTER COLUMN id TYPE bigint", "alter_table"),
+    ("ALTER TABLE users RENAME TO people", "alter_table"),
+    ("ALTER TABLE users RENAME COLUMN email TO mail", "alter_table"),
+    ("ALTER TABLE users RENAME CONSTRAINT users_pkey TO pk", "alter_table"),
+    ("ALTER TABLE users SET SCHEMA archive", "alter_table"),
+    ("ALTER INDEX users_email RENAME TO x", "alter_table"),
+    ("DELETE FROM users", "delete_without_where"),
+    ("delete from app.users", "delete_without_where"),
+    ("DELETE FROM users WHERE true", "delete_without_where"),
+    ("DELETE FROM users WHERE 1 = 1", "delete_without_where"),
+    ("DELETE FROM users WHERE 'a' = 'a'", "delete_without_where"),
+    ("DELETE FROM ONLY users AS u RETURNING *", "delete_without_where"),
+    ("UPDATE users SET email = NULL", "update_without_where"),
+    ("UPDATE users SET email = NULL WHERE 2 > 1", "update_without_where"),
+    (
+        "WITH gone AS (DELETE FROM users RETURNING *) SELECT count(*) FROM gone",
+        "delete_without_where",
+    ),
+    (
+        "WITH a AS (SELECT 1), b AS (UPDATE users SET x = 1 RETURNING 1) SELECT * FROM b",
+        "update_without_where",
+    ),
+    (
+        "SELECT * FROM (SELECT 1) s; WITH x AS (DELETE FROM t RETURNING 1) INSERT INTO log SELECT * FROM x",
+        "delete_without_where",
+    ),
+    ("PREPARE wipe AS DELETE FROM users", "delete_without_where"),
+    ("PREPARE wipe(int) AS UPDATE users SET n = $1", "update_without_where"),
+    ("EXPLAIN ANALYZE DELETE FROM users", "delete_without_where"),
+    ("EXPLAIN (ANALYZE, BUFFERS) UPDATE users SET a = 1", "update_without_where"),
+    ("COPY (DELETE FROM users RETURNING *) TO STDOUT", "delete_without_where"),
+    (
+        "COPY (UPDATE users SET a = 1 RETURNING *) TO STDOUT WITH (FORMAT csv)",
+        "update_without_where",
+    ),
+    ("CREATE RULE r AS ON INSERT TO log DO ALSO DELETE FROM users", "delete_without_where"),
+    (
+        "CREATE RULE r AS ON UPDATE TO t DO INSTEAD (NOTIFY x; UPDATE users SET a = 1)",
+        "update_without_where",
+    ),
+    ("MERGE INTO users u USING src s ON true WHEN MATCHED THEN DELETE", "merge_without_condition"),
+    (
+        "MERGE INTO users u USING src s ON 1 = 1 WHEN MATCHED THEN UPDATE SET n = s.n",
+        "merge_without_condition",
+    ),
+    ("DO $$ BEGIN EXECUTE 'DROP TABLE users'; END $$", "dynamic_sql"),
+    ("DO LANGUAGE plpgsql $body$ BEGIN PERFORM 1; END $body$", "dynamic_sql"),
+    ("CREATE FUNCTION f() RETURNS void LANGUAGE sql AS 'SELECT 1'", "dynamic_sql"),
+    ("CREATE OR REPLACE PROCEDURE p() LANGUAGE plpgsql AS $$ BEGIN END $$", "dynamic_sql"),
+    ("COPY users TO PROGRAM 'gzip > /tmp/u.gz'", "copy_program"),
+    ("SELECT dblink_exec('dbname=demo', 'DROP TABLE users')", "unsafe_function"),
+    ("SELECT pg_catalog.pg_terminate_backend(pid) FROM pg_stat_activity", "unsafe_function"),
+    (
+        "SELECT * FROM users WHERE id = (SELECT 1 FROM (SELECT PG_TERMINATE_BACKEND(1)) x)",
+        "unsafe_function",
+    ),
+]
+
+BENIGN = [
+    "SELECT 1",
+    "SELECT 'DROP TABLE users' AS text",
+    "SELECT $$TRUNCATE users$$",
+    "SELECT E'DELETE FROM users\\n'",
+    "-- DROP TABLE users\nSELECT 1",
+    "/* TRUNCATE users; */ SELECT now()",
+    'SELECT "drop", "truncate" FROM "delete"',
+    "SELECT * FROM users WHERE note = 'ALTER TABLE users'",
+    "DELETE FROM users WHERE id = 42",
+    "DELETE FROM users WHERE id = $1",
+    "DELETE FROM users u USING banned b WHERE u.id = b.user_id",
+    "DELETE FROM users WHERE id IN (SELECT user_id FROM banned)",
+    "DELETE FROM users WHERE CURRENT OF users_cursor",
+    "UPDATE users SET visits = visits + 1 WHERE id = 7 RETURNING visits",
+    "WITH moved AS (DELETE FROM queue WHERE id = 1 RETURNING *) INSERT INTO done SELECT * FROM moved",
+    "INSERT INTO users (email) VALUES ('a@b.c') ON CONFLICT (email) DO UPDATE SET visits = 1",
+    "MERGE INTO users u USING src s ON u.id = s.id WHEN MATCHED THEN DELETE",
+    "CREATE TABLE notes (id serial PRIMARY KEY, body text)",
+    "CREATE INDEX ON notes (body)",
+    "BEGIN; SELECT 1; COMMIT",
+    "PREPARE q(int) AS SELECT * FROM users WHERE id = $1",
+    "EXECUTE q(1)",
+    "EXPLAIN SELECT * FROM users",
+    "COPY users TO STDOUT WITH (FORMAT csv)",
+    "COPY users (email) FROM STDIN",
+    "SET statement_timeout = '1s'",
+    "SHOW search_path",
+    "SELECT pg_sleep(0)",
+    "CALL refresh_stats()",
+    "SELECT * FROM drop_log",
+]
+
+
+@pytest.fixture
+def guard() -> Guard:
+    return Guard()
+
+
+@pytest.mark.parametrize(("sql", "rule"), DESTRUCTIVE)
+def test_destructive_sql_is_blocked_by_its_rule(guard, sql, rule):
+    verdict = guard.check(sql)
+    assert verdict.blocked, sql
+    assert verdict.rule == rule
+    assert verdict.sqlstate == "42501"
+    assert f'rule "{rule}"' in verdict.message
+
+
+@pytest.mark.parametrize("sql", BENIGN)
+def test_benign_sql_is_allowed(guard, sql):
+    verdict = guard.check(sql)
+    assert verdict.allowed, verdict.message
+
+
+def test_every_rule_has_a_destructive_example():
+    assert {rule for _, rule in DESTRUCTIVE} == set(RULES)
+
+
+def test_unparseable_sql_is_blocked_with_a_syntax_error(guard):
+    verdict = guard.check("SELEC 1 FROM")
+    assert verdict.blocked
+    assert verdict.rule == "parse_error"
+    assert verdict.sqlstate == "42601"
+    assert "syntax error" in verdict.message
+
+
+def test_deeply_nested_sql_is_refused_not_crashed(guard):
+    assert guard.check("SELECT " + "(" * 1000 + "1" + ")" * 1000).allowed
+    verdict = guard.check("SELECT " + "(" * 200_000 + "1" + ")" * 200_000)
+    assert verdict.blocked
+    assert verdict.rule == "parse_error"
+
+
+def test_oversized_query_is_refused():
+    verdict = Guard(max_query_bytes=100).check("SELECT '" + "x" * 200 + "'")
+    assert verdict.blocked
+    assert verdict.rule == "too_long"
+    assert verdict.sqlstate == "54000"
+
+
+def test_verdicts_are_cached_and_counted(guard):
+    for _ in range(3):
+        guard.check("DROP TABLE users")
+    guard.check("SELECT 1")
+    assert guard.stats.checked == 4
+    assert guard.stats.cache_hits == 2
+    assert guard.stats.blocked == {"drop": 3}
+
+
+def test_cache_is_bounded():
+    guard = Guard(cache_size=10)
+    for n in range(50):
+        guard.check(f"SELECT {n}")
+    assert len(guard._cache) == 10
+
+
+def test_rules_can_be_disabled_and_roles_exempted():
+    guard = Guard(rules={"drop"}, exempt_roles={"owner"})
+    assert guard.check("TRUNCATE users").allowed
+    assert guard.check("DROP TABLE users").blocked
+    assert guard.check("DROP TABLE users", role="owner").allowed
+    assert guard.check("DROP TABLE users", role="demo").blocked
+
+
+def test_unknown_rule_names_are_rejected():
+    with pytest.raises(ValueError, match="unknown guard rules"):
+        Guard(rules={"drop", "nuke"})
