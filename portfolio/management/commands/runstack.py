@@ -33,7 +33,8 @@ def stack_services() -> list[Service]:
         Service(
             "web",
             [python, "-m", "daphne", "-b", settings.WEB_HOST, "-p", str(settings.WEB_PORT),
-             "--proxy-headers", "portfolio.asgi:application"],
+             *(["--proxy-headers"] if settings.BEHIND_PROXY else []),
+             "portfolio.asgi:application"],
             ready_port=(settings.WEB_HOST, settings.WEB_PORT),
         ),
     ]  # fmt: skip
