@@ -153,3 +153,11 @@ def test_demos_index_lists_every_demo(client):
     for demo in DEMOS.values():
         assert demo.title in html
     assert 'data-ws="/ws/demos/status/"' in html
+
+
+def test_pages_forbid_inline_scripts(client):
+    response = client.get("/")
+    policy = response["Content-Security-Policy"]
+    assert "script-src 'self'" in policy
+    assert "frame-ancestors 'none'" in policy
+    assert "<script>" not in response.content.decode()
