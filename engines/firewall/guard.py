@@ -125,7 +125,7 @@ def _relation_name(node: dict) -> str:
 
 
 def _drop_what(kind: str, node: dict) -> str:
-    """"DROP TABLE" for DropStmt's removeType, "DROP DATABASE" for DropdbStmt, and so on."""
+    """ "DROP TABLE" for DropStmt's removeType, "DROP DATABASE" for DropdbStmt, and so on."""
     if kind == "DropStmt":
         return "DROP " + node.get("removeType", "").removeprefix("OBJECT_").replace("_", " ")
     words = re.findall(r"[A-Z][a-z]*", kind.removesuffix("Stmt").replace("Dropdb", "DropDatabase"))
