@@ -1,0 +1,201 @@
+"""The firewall's configuration: command-line flags for the one-database case, a TOML file
+for several databases, users and rules.
+
+With only ``--upstream`` given, clients log in with the upstream's own user name and
+password, so the proxy drops in front of an existing database with no other set-up. A config
+file adds databases, a user list (PgBouncer-style: a name and a SCRAM verifier or a
+plaintext password per user), guard rules and exempt roles, and pool limits::
+
+    listen = "127.0.0.1:6432"
+    metrics_listen = "127.0.0.1:9187"
+    pool_mode = "transaction"
+
+    [users]
+    demo = "SCRAM-SHA-256$4096:...$...:..."
+
+    [databases.demo]
+    upstream = "postgresql://demo:secret@127.0.0.1:5432/demo"
+    pool_size = 20
+    min_pool_size = 2
+
+    [guard]
+    rules = ["drop", "truncate", "alter_table", "delete_without_where"]
+    exempt_roles = ["owner"]
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .guard import RULES
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which setting and why."""
+
+
+POOL_MODES = ("session", "transaction")
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """Where a database really lives, and how the proxy logs in to it."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+    sslmode: str = "prefer"
+    sslrootcert: str | None = None
+
+    @classmethod
+    def from_url(cls, url: str) -> Upstream:
+        parts = urlsplit(url)
+        if parts.scheme not in {"postgres", "postgresql"}:
+            raise ConfigError(f"upstream must be a postgresql:// URL, got {parts.scheme!r}")
+        if not parts.hostname or not parts.username:
+            raise ConfigError(
+                "upstream URL needs a user and a host: postgresql://USER:PASS@HOST:PORT/DB"
+            )
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        sslmode = query.get("sslmode", "prefer")
+        if sslmode not in {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}:
+            raise ConfigError(f"unknown sslmode {sslmode!r}")
+        return cls(
+            host=parts.hostname,
+            port=parts.port or 5432,
+            user=unquote(parts.username),
+            password=unquote(parts.password or ""),
+            database=unquote(parts.path.lstrip("/")) or unquote(parts.username),
+            sslmode=sslmode,
+            sslrootcert=query.get("sslrootcert"),
+        )
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    """One database clients may ask for, and the limits of its server pool."""
+
+    name: str
+    upstream: Upstream
+    pool_size: int = 20
+    min_pool_size: int = 0
+    pool_mode: str = "transaction"
+    server_idle_timeout: float = 600.0  # close a warm server connection idle this long
+    server_lifetime: float = 3600.0  # and any server connection this old, once released
+    query_wait_timeout: float = 10.0  # a client waits this long for a server, then errors
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """Everything the proxy needs to start."""
+
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 6432
+    metrics_host: str | None = None
+    metrics_port: int | None = None
+    databases: dict[str, DatabaseConfig] = field(default_factory=dict)
+    # user name -> SCRAM verifier or plaintext password; empty means "the upstream's user".
+    users: dict[str, str] = field(default_factory=dict)
+    rules: frozenset[str] = frozenset(RULES)
+    exempt_roles: frozenset[str] = frozenset()
+    max_client_connections: int = 1000
+    tls_cert: str | None = None
+    tls_key: str | None = None
+
+
+def parse_address(text: str, what: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ConfigError(f"{what} must be HOST:PORT, got {text!r}")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _positive(value: Any, what: str, allow_zero: bool = False) -> Any:
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or value < 0
+        or (value == 0 and not allow_zero)
+    ):
+        raise ConfigError(f"{what} must be a positive number, got {value!r}")
+    return value
+
+
+def _database(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> DatabaseConfig:
+    settings = {**defaults, **raw}
+    if "upstream" not in settings:
+        raise ConfigError(f"database {name!r} needs an upstream URL")
+    mode = settings.get("pool_mode", "transaction")
+    if mode not in POOL_MODES:
+        raise ConfigError(f"pool_mode must be one of {POOL_MODES}, got {mode!r}")
+    size = _positive(settings.get("pool_size", 20), f"{name}.pool_size")
+    minimum = _positive(settings.get("min_pool_size", 0), f"{name}.min_pool_size", allow_zero=True)
+    if minimum > size:
+        raise ConfigError(f"{name}: min_pool_size ({minimum}) exceeds pool_size ({size})")
+    timeouts = {
+        key: float(_positive(settings[key], f"{name}.{key}"))
+        for key in ("server_idle_timeout", "server_lifetime", "query_wait_timeout")
+        if key in settings
+    }
+    return DatabaseConfig(
+        name=name, upstream=Upstream.from_url(settings["upstream"]), pool_size=int(size),
+        min_pool_size=int(minimum), pool_mode=mode, **timeouts,
+    )  # fmt: skip
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> ProxyConfig:
+    """Read the TOML file (if any), then apply command-line overrides on top."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text())
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    pool_defaults = {k: overrides[k] for k in ("pool_mode", "pool_size") if k in overrides}
+    for key in ("pool_mode", "pool_size", "min_pool_size"):
+        if key in raw and key not in pool_defaults:
+            pool_defaults[key] = raw[key]
+
+    databases = {
+        name: _database(name, section, pool_defaults)
+        for name, section in raw.get("databases", {}).items()
+    }
+    if "upstream" in overrides:
+        upstream = Upstream.from_url(overrides["upstream"])
+        databases[upstream.database] = _database(
+            upstream.database, {"upstream": overrides["upstream"]}, pool_defaults
+        )
+    if not databases:
+        raise ConfigError("no database to proxy: give --upstream or a [databases.NAME] section")
+
+    listen = parse_address(overrides.get("listen") or raw.get("listen", "127.0.0.1:6432"), "listen")
+    metrics = overrides.get("metrics_listen") or raw.get("metrics_listen")
+    metrics_host, metrics_port = (
+        parse_address(metrics, "metrics_listen") if metrics else (None, None)
+    )
+    guard = raw.get("guard", {})
+    rules = frozenset(guard.get("rules", RULES))
+    unknown = rules - set(RULES)
+    if unknown:
+        raise ConfigError(f"unknown guard rules {sorted(unknown)}; known: {sorted(RULES)}")
+    tls = raw.get("tls", {})
+    return ProxyConfig(
+        listen_host=listen[0], listen_port=listen[1],
+        metrics_host=metrics_host, metrics_port=metrics_port,
+        databases=databases, users=dict(raw.get("users", {})), rules=rules,
+        exempt_roles=frozenset(guard.get("exempt_roles", ())),
+        max_client_connections=int(raw.get("max_client_connections", 1000)),
+        tls_cert=overrides.get("tls_cert") or tls.get("cert"),
+        tls_key=overrides.get("tls_key") or tls.get("key"),
+    )  # fmt: skip
