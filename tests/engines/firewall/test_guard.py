@@ -194,3 +194,23 @@ def test_rules_can_be_disabled_and_roles_exempted():
 def test_unknown_rule_names_are_rejected():
     with pytest.raises(ValueError, match="unknown guard rules"):
         Guard(rules={"drop", "nuke"})
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        """SELECT '{"DeleteStmt":{}}' AS fake_node""",
+        'SELECT 1 AS "{""DropStmt"":"""',
+        "SELECT 'dblink_exec', 'pg_terminate_backend'",
+        "SELECT count(*), now() FROM users",
+    ],
+)
+def test_text_that_looks_like_a_trigger_is_still_allowed(guard, sql):
+    """The fast path skips the tree walk only when no trigger appears; text that merely
+    resembles one goes the long way and is still allowed."""
+    assert guard.check(sql).allowed
+
+
+def test_trigger_inside_a_cte_of_an_otherwise_plain_select(guard):
+    verdict = guard.check("SELECT * FROM (SELECT 1) a, LATERAL (SELECT 2) b; TRUNCATE t")
+    assert verdict.rule == "truncate"

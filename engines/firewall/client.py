@@ -1,0 +1,285 @@
+"""Client sessions: the proxy's side of one client connection.
+
+Login happens in straight-line asyncio code (startup packet, SCRAM-SHA-256 against the
+proxy's user list, the server's parameters replayed); after it the session switches the
+transport to callbacks (``asyncio.Protocol``), which is what makes the hot path fast: no
+task switch per message, whole messages forwarded in one write.
+
+Every Query and Parse is checked by the guard. A blocked statement is not answered by the
+proxy directly, since responses to earlier pipelined messages may still be on their way:
+it is swapped for a deliberate syntax error carrying a unique token and sent on, so
+PostgreSQL itself answers in order, aborts the transaction if one is open, and skips to
+the next Sync exactly as it would for a real error; the proxy then rewrites that one
+ErrorResponse into its own, SQLSTATE 42501, naming the rule.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import struct
+from typing import TYPE_CHECKING
+
+from engines.pgwire import (
+    ErrorResponse,
+    Parse,
+    PgWireError,
+    Query,
+    decode_backend,
+    decode_frontend,
+    error_response,
+)
+
+from .guard import Verdict
+from .pool import Pool, PoolTimeout
+from .server import ServerConnection, ServerError
+
+if TYPE_CHECKING:
+    from .proxy import FirewallProxy
+
+logger = logging.getLogger("engines.firewall.audit")
+
+_HEADER = struct.Struct("!cI")
+_tokens = itertools.count(1)
+
+
+class ClientSession(asyncio.Protocol):
+    """One logged-in client: forwards its messages to a borrowed server connection."""
+
+    def __init__(
+        self,
+        proxy: FirewallProxy,
+        pool: Pool,
+        user: str,
+        transport: asyncio.Transport,
+        key: tuple[int, bytes],
+    ) -> None:
+        self.proxy = proxy
+        self.pool = pool
+        self.user = user
+        self.transport = transport
+        self.key = key  # (process id, secret) the client was given, for CancelRequest
+        self.session_mode = pool.database.pool_mode == "session"
+        self.server: ServerConnection | None = None
+        self.buffer = b""
+        self.expected_ready = 0  # ReadyForQuery messages owed for Query/Sync sent on
+        self.rewrites: dict[str, Verdict] = {}
+        self.acquiring: asyncio.Task | None = None
+        self.closed = False
+        self.stream_writer: asyncio.StreamWriter | None = None
+
+    # -- client to server -----------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer = self.buffer + data if self.buffer else data
+        if self.acquiring is None:
+            self.pump()
+
+    def pump(self) -> None:
+        """Forward every complete message in the buffer; borrow a server first if needed."""
+        buffer = self.buffer
+        size = len(buffer)
+        end = start = 0
+        parts: list[bytes | memoryview] = []
+        view = memoryview(buffer)
+        while size - end >= 5:
+            kind, length = _HEADER.unpack_from(buffer, end)
+            if length < 4 or length > self.proxy.max_message_size:
+                self.fatal("08P01", f"invalid message length {length}")
+                return
+            frame_end = end + 1 + length
+            if frame_end > size:
+                break
+            if kind == b"X":
+                parts.append(view[start:end])
+                self._send(parts)
+                self.terminate()
+                return
+            if self.server is None:
+                server = self.pool.try_acquire()
+                if server is None:
+                    break  # _borrow() below waits for one
+                self.attach(server)
+            if kind == b"Q" or kind == b"P":
+                replacement = self._guard(kind, buffer[end:frame_end])
+                if self.closed:
+                    return
+                if replacement is not None:
+                    parts.append(view[start:end])
+                    parts.append(replacement)
+                    start = frame_end
+                if kind == b"Q":
+                    self.expected_ready += 1
+            elif kind == b"S" or kind == b"F":
+                self.expected_ready += 1
+            end = frame_end
+        parts.append(view[start:end])
+        self._send(parts)
+        self.buffer = buffer[end:]
+        if self.server is None and len(self.buffer) >= 5 and not self.closed:
+            self._borrow()
+
+    def _send(self, parts: list[bytes | memoryview]) -> None:
+        if self.server is not None:
+            data = b"".join(parts)
+            if data:
+                self.server.write(data)
+
+    def _guard(self, kind: bytes, frame: bytes) -> bytes | None:
+        """Check a Query or Parse; return the substitute message if the guard blocks it."""
+        try:
+            if kind == b"Q":  # the hot path: slice the text out rather than decode a message
+                if frame[-1] != 0:
+                    raise ValueError("query string is not NUL-terminated")
+                sql = frame[5:-1].decode()
+            else:
+                name_end = frame.index(b"\0", 5)
+                sql = frame[name_end + 1 : frame.index(b"\0", name_end + 1)].decode()
+            verdict = self.proxy.guard.check(sql, role=self.user)
+            if verdict.allowed:
+                return None
+            message = decode_frontend(kind, frame[5:])
+        except (ValueError, PgWireError) as exc:  # PostgreSQL would reject it the same way
+            self.fatal("08P01", f"malformed {kind.decode()} message: {exc}")
+            return b""
+        token = f"FIREWALL_BLOCKED_{next(_tokens)}"
+        self.rewrites[token] = verdict
+        self.proxy.stats_blocked(verdict)
+        logger.warning(
+            "event=blocked rule=%s user=%s database=%s sql=%r",
+            verdict.rule, self.user, self.pool.database.name, sql[:500],
+        )  # fmt: skip
+        if isinstance(message, Query):
+            return Query(token).encode()
+        assert isinstance(message, Parse)
+        return Parse(message.statement, token, message.param_types).encode()
+
+    def _borrow(self) -> None:
+        self.transport.pause_reading()
+        self.acquiring = asyncio.get_running_loop().create_task(self._acquire())
+
+    async def _acquire(self) -> None:
+        try:
+            server = await self.pool.acquire()
+        except PoolTimeout as exc:
+            self.fatal("53300", str(exc))
+            return
+        except ServerError as exc:
+            self.fatal(exc.sqlstate, str(exc))
+            return
+        finally:
+            self.acquiring = None
+        if self.closed:
+            self.pool.release(server)
+            return
+        self.attach(server)
+        self.transport.resume_reading()
+        self.pump()
+
+    def attach(self, server: ServerConnection) -> None:
+        self.server = server
+        server.attach(self)
+
+    # -- server to client (called by ServerProtocol) --------------------------------------
+
+    def server_ready(self, status: str) -> None:
+        self.expected_ready -= 1
+        if self.expected_ready > 0:
+            return
+        self.expected_ready = 0
+        self.rewrites.clear()  # a blocked statement skipped after an earlier error
+        if not self.session_mode and status == "I" and self.server is not None:
+            server, self.server = self.server, None
+            self.pool.release(server)
+            if len(self.buffer) >= 5:
+                self.pump()
+
+    def rewrite_error(self, frame: bytes) -> bytes | None:
+        message = decode_backend(b"E", frame[5:])
+        assert isinstance(message, ErrorResponse)
+        text = message.fields.get("M", "")
+        for token in self.rewrites:
+            if token in text:
+                verdict = self.rewrites.pop(token)
+                return error_response(
+                    verdict.sqlstate or "42501", verdict.message,
+                    hint="The statement never reached the database.",
+                )  # fmt: skip
+        return None
+
+    def server_lost(self, server: ServerConnection) -> None:
+        if server is self.server:
+            self.server = None
+            self.fatal("08006", "the database server closed the connection unexpectedly; reconnect")
+
+    # -- endings ---------------------------------------------------------------------------
+
+    def fatal(self, sqlstate: str, message: str) -> None:
+        """Tell the client what went wrong, then close its connection."""
+        if not self.closed:
+            self.transport.write(error_response(sqlstate, message, severity="FATAL"))
+        self.terminate()
+
+    def terminate(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+        self._give_back()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self._give_back()
+
+    def _give_back(self) -> None:
+        """Return the server if it is clean, else close it: never reuse one mid-transaction."""
+        self.proxy.forget(self)
+        if self.acquiring is not None:
+            self.acquiring.cancel()
+        server, self.server = self.server, None
+        if server is None:
+            return
+        if self.expected_ready == 0 and server.status == "I" and not self.session_mode:
+            self.pool.release(server)
+        elif self.expected_ready == 0 and server.status == "I":
+            asyncio.get_running_loop().create_task(self._reset_and_release(server))
+        else:  # mid-query or mid-transaction: its state is the gone client's, drop it
+            server.close()
+            self.pool.release(server)
+
+    async def _reset_and_release(self, server: ServerConnection) -> None:
+        """Session pooling: clear what the client left (SET, prepared statements, temp
+        tables, LISTEN) before another client gets the connection."""
+        done = asyncio.get_running_loop().create_future()
+        reset = _ResetWaiter(done)
+        server.attach(reset)  # type: ignore[arg-type]
+        server.write(Query("DISCARD ALL").encode())
+        try:
+            async with asyncio.timeout(5):
+                await done
+        except TimeoutError:
+            server.close()
+        self.pool.release(server)
+
+
+class _ResetWaiter:
+    """Stands in for a client while a released session connection runs DISCARD ALL."""
+
+    rewrites: dict = {}
+
+    def __init__(self, done: asyncio.Future) -> None:
+        self.done = done
+        self.transport = _NullTransport()
+
+    def server_ready(self, status: str) -> None:
+        if not self.done.done():
+            self.done.set_result(status)
+
+    def server_lost(self, server: ServerConnection) -> None:
+        if not self.done.done():
+            self.done.set_result("lost")
+
+
+class _NullTransport:
+    def write(self, data: bytes) -> None:
+        pass

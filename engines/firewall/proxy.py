@@ -1,0 +1,255 @@
+"""The firewall proxy: listens for PostgreSQL clients, logs them in, hands them to pools.
+
+One ``FirewallProxy`` owns the listening socket, a pool per configured database, the guard,
+and the table of sessions that CancelRequests are routed through: a client cancels with the
+key the proxy gave it, and the proxy cancels on the server connection that client holds at
+that moment, never another client's query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import ssl
+
+from engines.pgwire import (
+    AuthenticationError,
+    AuthenticationOk,
+    AuthenticationSASL,
+    AuthenticationSASLContinue,
+    AuthenticationSASLFinal,
+    BackendKeyData,
+    CancelRequest,
+    FrontendParser,
+    GSSENCRequest,
+    ParameterStatus,
+    PgWireError,
+    ReadyForQuery,
+    SASLInitialResponse,
+    SASLResponse,
+    ScramServer,
+    ScramVerifier,
+    SSLRequest,
+    StartupMessage,
+    error_response,
+)
+
+from .client import ClientSession
+from .config import ProxyConfig
+from .guard import Guard, Verdict
+from .pool import Pool, PoolTimeout
+from .server import ServerError
+
+logger = logging.getLogger(__name__)
+
+LOGIN_TIMEOUT = 15.0
+
+
+class LoginFailed(Exception):
+    """A client could not log in; carries the SQLSTATE it is told."""
+
+    def __init__(self, sqlstate: str, message: str) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+class FirewallProxy:
+    """The proxy: pools, guard, listener and the sessions it serves."""
+
+    max_message_size = 64 * 1024 * 1024
+
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self.guard = Guard(rules=config.rules, exempt_roles=config.exempt_roles)
+        self.pools = {name: Pool(database) for name, database in config.databases.items()}
+        self.sessions: dict[tuple[int, bytes], ClientSession] = {}
+        self.verifiers = self._verifiers(config)
+        self.blocked_total = 0
+        self.logins = 0
+        self.login_failures = 0
+        self.server: asyncio.base_events.Server | None = None
+        self.tls: ssl.SSLContext | None = None
+        if config.tls_cert:
+            self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self.tls.load_cert_chain(config.tls_cert, config.tls_key)
+
+    @staticmethod
+    def _verifiers(config: ProxyConfig) -> dict[str, ScramVerifier]:
+        """SCRAM verifiers by user: from the user list, else each upstream's own login."""
+        users = dict(config.users)
+        if not users:
+            for database in config.databases.values():
+                users.setdefault(database.upstream.user, database.upstream.password)
+        return {
+            user: ScramVerifier.parse(secret)
+            if secret.startswith("SCRAM-SHA-256$")
+            else ScramVerifier.from_password(secret)
+            for user, secret in users.items()
+        }
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(
+            self._handle,
+            self.config.listen_host,
+            self.config.listen_port,
+            limit=self.max_message_size,
+        )
+        for pool in self.pools.values():
+            pool.start()
+        logger.info(
+            "event=listening host=%s port=%s databases=%s",
+            self.config.listen_host, self.port, ",".join(self.pools),
+        )  # fmt: skip
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.sockets[0].getsockname()[1]
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for session in list(self.sessions.values()):
+            session.terminate()
+        for pool in self.pools.values():
+            pool.close()
+        if self.server is not None:
+            await self.server.wait_closed()
+
+    def stats_blocked(self, verdict: Verdict) -> None:
+        self.blocked_total += 1
+
+    def forget(self, session: ClientSession) -> None:
+        self.sessions.pop(session.key, None)
+
+    # -- one client connection ------------------------------------------------------------
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(LOGIN_TIMEOUT):
+                session = await self._login(reader, writer)
+        except LoginFailed as exc:
+            self.login_failures += 1
+            writer.write(error_response(exc.sqlstate, str(exc), severity="FATAL"))
+            writer.close()
+            return
+        except (PgWireError, TimeoutError, ConnectionError, asyncio.IncompleteReadError) as exc:
+            self.login_failures += 1
+            logger.info("event=login_aborted error=%s", type(exc).__name__)
+            if not writer.is_closing():
+                if isinstance(exc, PgWireError):
+                    writer.write(
+                        error_response("08P01", f"protocol violation: {exc}", severity="FATAL")
+                    )
+                writer.close()
+            return
+        if session is None:
+            return
+        # From here on, callbacks: hand the transport to the session. The session keeps the
+        # writer referenced: StreamWriter.__del__ would close the transport.
+        session.stream_writer = writer
+        transport = writer.transport
+        transport.set_protocol(session)
+        leftover = bytes(reader._buffer)
+        if leftover:
+            session.data_received(leftover)
+
+    async def _read(self, reader: asyncio.StreamReader, parser: FrontendParser):
+        while True:
+            message = parser.next()
+            if message is not None:
+                return message
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("client went away during login")
+            parser.feed(data)
+
+    async def _login(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> ClientSession | None:
+        parser = FrontendParser()
+        while True:
+            packet = await self._read(reader, parser)
+            if isinstance(packet, SSLRequest):
+                if self.tls is None:
+                    writer.write(b"N")
+                else:
+                    writer.write(b"S")
+                    await writer.drain()
+                    await writer.start_tls(self.tls)
+                parser.start_encryption()
+            elif isinstance(packet, GSSENCRequest):
+                writer.write(b"N")
+                parser.start_encryption()
+            elif isinstance(packet, CancelRequest):
+                await self._cancel(packet)
+                writer.close()
+                return None
+            elif isinstance(packet, StartupMessage):
+                break
+        user = packet.parameters.get("user", "")
+        database = packet.parameters.get("database") or user
+        pool = self.pools.get(database)
+        if pool is None:
+            raise LoginFailed("3D000", f'database "{database}" is not served by this firewall')
+        await self._authenticate(reader, writer, parser, user)
+        if not pool.parameters:
+            try:  # learn the server's parameters (and check it is reachable) once
+                pool.release(await pool.acquire())
+            except (ServerError, PoolTimeout) as exc:
+                raise LoginFailed(
+                    getattr(exc, "sqlstate", "08006"), f"database unavailable: {exc}"
+                ) from exc
+        key = (secrets.randbelow(2**31 - 1) + 1, secrets.token_bytes(4))
+        session = ClientSession(self, pool, user, writer.transport, key)  # type: ignore[arg-type]
+        if session.session_mode:
+            try:
+                session.attach(await pool.acquire())
+            except (ServerError, PoolTimeout) as exc:
+                raise LoginFailed(getattr(exc, "sqlstate", "53300"), str(exc)) from exc
+        out = [AuthenticationOk().encode()]
+        out += [ParameterStatus(name, value).encode() for name, value in pool.parameters.items()]
+        out += [BackendKeyData(*key).encode(), ReadyForQuery("I").encode()]
+        writer.write(b"".join(out))
+        self.sessions[key] = session
+        self.logins += 1
+        return session
+
+    async def _authenticate(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        parser: FrontendParser,
+        user: str,
+    ) -> None:
+        """SCRAM-SHA-256 against the proxy's user list. An unknown user goes through the
+        same exchange against a throwaway verifier, so the answer does not reveal who exists."""
+        verifier = self.verifiers.get(user) or ScramVerifier.from_password(secrets.token_hex(16))
+        writer.write(AuthenticationSASL(["SCRAM-SHA-256"]).encode())
+        parser.expect_auth_response(SASLInitialResponse)
+        first = await self._read(reader, parser)
+        if not isinstance(first, SASLInitialResponse) or first.mechanism != "SCRAM-SHA-256":
+            raise LoginFailed("28000", "SCRAM-SHA-256 authentication expected")
+        scram = ScramServer(verifier)
+        try:
+            writer.write(AuthenticationSASLContinue(scram.handle_client_first(first.data)).encode())
+            final = await self._read(reader, parser)
+            if not isinstance(final, SASLResponse):
+                raise LoginFailed("28000", "SCRAM exchange broken off")
+            writer.write(AuthenticationSASLFinal(scram.handle_client_final(final.data)).encode())
+        except AuthenticationError:
+            raise LoginFailed(
+                "28P01", f'password authentication failed for user "{user}"'
+            ) from None
+        if user not in self.verifiers:
+            raise LoginFailed("28P01", f'password authentication failed for user "{user}"')
+
+    async def _cancel(self, request: CancelRequest) -> None:
+        session = self.sessions.get((request.process_id, request.secret_key))
+        if session is None or session.server is None:
+            return  # nothing running, or not a key we gave out: ignore, as PostgreSQL does
+        try:
+            await session.server.cancel()
+        except OSError as exc:
+            logger.warning("event=cancel_failed error=%s", exc)

@@ -1,0 +1,272 @@
+"""Server connections: logging in to PostgreSQL, then relaying its bytes to one client.
+
+A ``ServerConnection`` is opened and authenticated once (cleartext, MD5 or SCRAM-SHA-256,
+optionally over TLS) and then lives in a pool, warm, so a client never pays for a server
+handshake. While a client holds it, ``ServerProtocol`` forwards whole messages to the client
+as they arrive and watches for two things only: ReadyForQuery, whose status byte says
+whether the connection may go back to the pool, and — when the guard swapped a statement
+for a deliberate syntax error — the ErrorResponse to rewrite into the firewall's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import struct
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from engines.pgwire import (
+    AuthenticationCleartextPassword,
+    AuthenticationMD5Password,
+    AuthenticationOk,
+    AuthenticationSASL,
+    AuthenticationSASLContinue,
+    AuthenticationSASLFinal,
+    BackendKeyData,
+    BackendParser,
+    CancelRequest,
+    ErrorResponse,
+    ParameterStatus,
+    PasswordMessage,
+    ReadyForQuery,
+    SASLInitialResponse,
+    SASLResponse,
+    ScramClient,
+    SSLRequest,
+    StartupMessage,
+    md5_password,
+)
+
+from .config import Upstream
+
+if TYPE_CHECKING:
+    from .client import ClientSession
+
+logger = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("!cI")
+CONNECT_TIMEOUT = 10.0
+
+
+class ServerError(Exception):
+    """The upstream server refused us or went away; ``sqlstate`` is what clients are told."""
+
+    def __init__(self, message: str, sqlstate: str = "08006") -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+def _tls_context(upstream: Upstream) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=upstream.sslrootcert)
+    if upstream.sslmode in {"require", "prefer", "allow"}:
+        # libpq's "require" encrypts without checking who answers (unless a root cert is
+        # given, when it behaves like verify-ca).
+        context.check_hostname = False
+        if upstream.sslrootcert is None:
+            context.verify_mode = ssl.CERT_NONE
+    elif upstream.sslmode == "verify-ca":
+        context.check_hostname = False
+    return context
+
+
+async def _open(upstream: Upstream) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection(upstream.host, upstream.port)
+    if upstream.sslmode == "disable":
+        return reader, writer
+    writer.write(SSLRequest().encode())
+    answer = await reader.readexactly(1)
+    if answer == b"S":
+        await writer.start_tls(_tls_context(upstream), server_hostname=upstream.host)
+    elif upstream.sslmode not in {"allow", "prefer"}:
+        writer.close()
+        raise ServerError(
+            f"{upstream.host}:{upstream.port} does not support TLS (sslmode={upstream.sslmode})"
+        )
+    return reader, writer
+
+
+class ServerConnection:
+    """One logged-in connection to PostgreSQL, owned by a pool."""
+
+    def __init__(self, upstream: Upstream, transport: asyncio.Transport) -> None:
+        self.upstream = upstream
+        self.transport = transport
+        self.parameters: dict[str, str] = {}
+        self.process_id = 0
+        self.secret_key = b""
+        self.status = "I"  # transaction status from the last ReadyForQuery
+        self.created = time.monotonic()
+        self.last_used = self.created
+        self.closed = False
+        self.protocol: ServerProtocol | None = None
+        self.stream_writer: asyncio.StreamWriter | None = None
+
+    @classmethod
+    async def connect(
+        cls, upstream: Upstream, application_name: str = "firewall"
+    ) -> ServerConnection:
+        """Open, encrypt if asked, log in and wait for the first ReadyForQuery."""
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                reader, writer = await _open(upstream)
+                server = cls(upstream, writer.transport)  # type: ignore[arg-type]
+                await server._login(reader, writer, application_name)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            raise ServerError(
+                f"cannot reach {upstream.host}:{upstream.port}: {exc or type(exc).__name__}"
+            ) from exc
+        # From here on the connection is driven by callbacks, not by the stream. The writer
+        # stays referenced: StreamWriter.__del__ closes its transport.
+        server.stream_writer = writer
+        server.protocol = ServerProtocol(server)
+        writer.transport.set_protocol(server.protocol)
+        leftover = bytes(reader._buffer)
+        if leftover:
+            server.protocol.data_received(leftover)
+        logger.debug(
+            "event=server_connected host=%s port=%s pid=%s",
+            upstream.host,
+            upstream.port,
+            server.process_id,
+        )
+        return server
+
+    async def _login(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, application_name: str
+    ) -> None:
+        up = self.upstream
+        writer.write(
+            StartupMessage(
+                {"user": up.user, "database": up.database, "application_name": application_name}
+            ).encode()
+        )
+        parser = BackendParser()
+        scram: ScramClient | None = None
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                raise ServerError("the server closed the connection during login")
+            parser.feed(data)
+            for message in parser:
+                if isinstance(message, AuthenticationOk):
+                    continue
+                if isinstance(message, AuthenticationCleartextPassword):
+                    writer.write(PasswordMessage(up.password).encode())
+                elif isinstance(message, AuthenticationMD5Password):
+                    writer.write(
+                        PasswordMessage(
+                            md5_password(up.user, up.password, message.salt).decode()
+                        ).encode()
+                    )
+                elif isinstance(message, AuthenticationSASL):
+                    if "SCRAM-SHA-256" not in message.mechanisms:
+                        raise ServerError(
+                            f"unsupported SASL mechanisms {message.mechanisms}", "28000"
+                        )
+                    scram = ScramClient(up.user, up.password)
+                    writer.write(
+                        SASLInitialResponse("SCRAM-SHA-256", scram.first_message()).encode()
+                    )
+                elif isinstance(message, AuthenticationSASLContinue) and scram:
+                    writer.write(SASLResponse(scram.handle_server_first(message.data)).encode())
+                elif isinstance(message, AuthenticationSASLFinal) and scram:
+                    scram.verify_server_final(message.data)
+                elif isinstance(message, ParameterStatus):
+                    self.parameters[message.name] = message.value
+                elif isinstance(message, BackendKeyData):
+                    self.process_id, self.secret_key = message.process_id, message.secret_key
+                elif isinstance(message, ErrorResponse):
+                    fields = message.fields
+                    raise ServerError(
+                        f"upstream refused login: {fields.get('M', '')}", fields.get("C", "08006")
+                    )
+                elif isinstance(message, ReadyForQuery):
+                    self.status = message.status
+                    return
+                else:
+                    raise ServerError(
+                        f"unsupported authentication request {type(message).__name__}", "28000"
+                    )
+
+    # -- attached to a client -------------------------------------------------------------
+
+    def attach(self, client: ClientSession) -> None:
+        assert self.protocol is not None
+        self.protocol.client = client
+        self.last_used = time.monotonic()
+
+    def detach(self) -> None:
+        if self.protocol is not None:
+            self.protocol.client = None
+        self.last_used = time.monotonic()
+
+    def write(self, data: bytes | bytearray) -> None:
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    async def cancel(self) -> None:
+        """Send PostgreSQL a CancelRequest for whatever this connection is running."""
+        _, writer = await asyncio.open_connection(self.upstream.host, self.upstream.port)
+        writer.write(CancelRequest(self.process_id, self.secret_key).encode())
+        await writer.drain()
+        writer.close()
+
+
+class ServerProtocol(asyncio.Protocol):
+    """Relays the server's messages to the attached client, whole messages at a time."""
+
+    def __init__(self, server: ServerConnection) -> None:
+        self.server = server
+        self.client: ClientSession | None = None
+        self.buffer = bytearray()
+        self.on_lost: Callable[[ServerConnection], None] | None = None
+
+    def data_received(self, data: bytes) -> None:
+        # Work on an immutable bytes object: transports may hold on to what we write until
+        # the socket takes it, so slices of it must never change under them. In the common
+        # case (no partial message left over) this is the received object itself, no copy.
+        buffer = bytes(self.buffer) + data if self.buffer else data
+        view = memoryview(buffer)
+        client = self.client
+        start = end = 0
+        size = len(buffer)
+        while size - end >= 5:
+            kind, length = _HEADER.unpack_from(buffer, end)
+            frame_end = end + 1 + length
+            if frame_end > size:
+                break
+            if kind == b"Z":
+                self.server.status = chr(buffer[end + 5])
+                if client is not None:
+                    client.transport.write(view[start:frame_end])
+                    start = frame_end
+                    client.server_ready(self.server.status)
+                    client = self.client  # the client may have let the server go
+            elif kind == b"E" and client is not None and client.rewrites:
+                replacement = client.rewrite_error(buffer[end:frame_end])
+                if replacement is not None:
+                    client.transport.write(view[start:end])
+                    client.transport.write(replacement)
+                    start = frame_end
+            elif client is None and kind == b"E":
+                # An idle server speaking up is being shut down (admin command, crash).
+                logger.warning("event=idle_server_error pid=%s", self.server.process_id)
+                self.server.close()
+            end = frame_end
+        if client is not None and end > start:
+            client.transport.write(view[start:end])
+        self.buffer = bytearray(view[end:]) if end < size else bytearray()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.server.closed = True
+        if self.client is not None:
+            self.client.server_lost(self.server)
+        if self.on_lost is not None:
+            self.on_lost(self.server)
