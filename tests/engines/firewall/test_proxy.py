@@ -1,0 +1,249 @@
+"""The firewall with real clients: psql, psycopg (sync, async, pipeline), asyncpg, pgbench;
+and the faults a proxy must survive: bad passwords, junk bytes, a server killed mid-query,
+a client vanishing mid-transaction, an exhausted pool, a cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+import asyncpg
+import psycopg
+import pytest
+from psycopg import errors
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def psql(dsn: str, sql: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["psql", dsn, "-X", "-v", "ON_ERROR_STOP=0", "-c", sql], capture_output=True, text=True, timeout=30
+    )
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql not installed")
+def test_psql_reads_and_is_refused_a_drop(firewall):
+    ok = psql(firewall.dsn(), "SELECT count(*) FROM users")
+    assert ok.returncode == 0, ok.stderr
+    assert "100" in ok.stdout
+    refused = psql(firewall.dsn(), "DROP TABLE users")
+    assert 'blocked by rule "drop"' in refused.stderr
+    assert psql(firewall.dsn(), "SELECT count(*) FROM users").returncode == 0
+
+
+def test_block_outside_a_transaction_leaves_the_connection_usable(firewall):
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+        with pytest.raises(errors.InsufficientPrivilege, match='rule "truncate"'):
+            conn.execute("TRUNCATE users")
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (100,)
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+
+
+def test_block_inside_a_transaction_aborts_it_like_a_real_error(firewall):
+    with psycopg.connect(firewall.dsn()) as conn:
+        conn.execute("UPDATE users SET email = 'changed' WHERE id = 1")
+        with pytest.raises(errors.InsufficientPrivilege, match="delete_without_where"):
+            conn.execute("DELETE FROM users")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+        with pytest.raises(errors.InFailedSqlTransaction):
+            conn.execute("SELECT 1")
+        conn.rollback()
+        assert conn.execute("SELECT email FROM users WHERE id = 1").fetchone() != ("changed",)
+
+
+def test_extended_protocol_parse_is_guarded(firewall):
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+        with pytest.raises(errors.InsufficientPrivilege, match="update_without_where"):
+            conn.execute("UPDATE users SET email = %s", ["x"])
+        assert conn.execute("SELECT email FROM users WHERE id = %s", [2]).fetchone() == ("user2@example.com",)
+
+
+def test_pipeline_mode_keeps_responses_in_order(firewall):
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+        with conn.pipeline() as pipeline:
+            first = conn.execute("SELECT %s::int", [1])
+            blocked = conn.cursor()
+            with pytest.raises(errors.InsufficientPrivilege):
+                blocked.execute("UPDATE users SET email = %s", ["everyone"])
+                pipeline.sync()
+            assert first.fetchone() == (1,)
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (100,)
+
+
+async def test_psycopg_async_client(firewall):
+    async with await psycopg.AsyncConnection.connect(firewall.dsn(), autocommit=True) as conn:
+        cursor = await conn.execute("SELECT max(id) FROM users")
+        assert await cursor.fetchone() == (100,)
+        with pytest.raises(errors.InsufficientPrivilege):
+            await conn.execute("ALTER TABLE users RENAME TO people")
+
+
+async def test_asyncpg_prepared_statements_across_transactions(firewall):
+    conn = await asyncpg.connect(firewall.dsn())
+    try:
+        for n in range(1, 30):  # asyncpg prepares named statements; each lands on any server
+            assert await conn.fetchval("SELECT email FROM users WHERE id = $1", n) == f"user{n}@example.com"
+        with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
+            await conn.execute("DROP TABLE users")
+        assert await conn.fetchval("SELECT 41 + $1::int", 1) == 42
+    finally:
+        await conn.close()
+
+
+def test_wrong_password_and_unknown_database_are_refused(firewall):
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(firewall.dsn(password="wrong")).close()
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(firewall.dsn(user="nobody_here", password="x")).close()
+    with pytest.raises(psycopg.OperationalError, match="is not served by this firewall"):
+        psycopg.connect(firewall.dsn(db="elsewhere")).close()
+
+
+def _login_raw(firewall) -> socket.socket:
+    """Log in over a plain socket with the project's own codec; return the socket."""
+    from urllib.parse import urlsplit
+
+    from engines.pgwire import (
+        AuthenticationSASL,
+        AuthenticationSASLContinue,
+        AuthenticationSASLFinal,
+        BackendParser,
+        ReadyForQuery,
+        SASLInitialResponse,
+        SASLResponse,
+        ScramClient,
+        StartupMessage,
+    )
+
+    up = urlsplit(firewall.upstream)
+    sock = socket.create_connection(("127.0.0.1", firewall.port), timeout=5)
+    sock.sendall(StartupMessage({"user": up.username, "database": "postgres"}).encode())
+    parser, scram = BackendParser(), ScramClient(up.username, up.password)
+    while True:
+        parser.feed(sock.recv(65536))
+        for message in parser:
+            if isinstance(message, AuthenticationSASL):
+                sock.sendall(SASLInitialResponse("SCRAM-SHA-256", scram.first_message()).encode())
+            elif isinstance(message, AuthenticationSASLContinue):
+                sock.sendall(SASLResponse(scram.handle_server_first(message.data)).encode())
+            elif isinstance(message, AuthenticationSASLFinal):
+                scram.verify_server_final(message.data)
+            elif isinstance(message, ReadyForQuery):
+                return sock
+
+
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"Q\x00\x00\x00\x02",  # length shorter than itself
+        b"Q\xff\xff\xff\xf0SELECT 1\x00",  # 4 GB message
+        b"Q\x00\x00\x00\x0cSELECT 1",  # query without its NUL
+        b"P\x00\x00\x00\x06ab",  # Parse with no terminators
+    ],
+)
+def test_malformed_messages_get_an_error_and_the_proxy_lives_on(firewall, junk):
+    sock = _login_raw(firewall)
+    sock.settimeout(5)
+    sock.sendall(junk)
+    reply = b""
+    while chunk := sock.recv(4096):
+        reply += chunk
+    sock.close()
+    assert reply.startswith(b"E")
+    assert b"08P01" in reply
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_server_killed_mid_query_errors_the_client_and_the_pool_heals(firewall, postgres):
+    victim = psycopg.connect(firewall.dsn(), autocommit=True)
+    result: dict[str, Exception] = {}
+
+    def run() -> None:
+        try:
+            victim.execute("SELECT pg_sleep(30)")
+        except Exception as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    with psycopg.connect(postgres[0].dsn(), autocommit=True) as admin:
+        for _ in range(100):
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'"
+            ).fetchall()
+            if killed:
+                break
+            time.sleep(0.05)
+    thread.join(10)
+    assert isinstance(result.get("error"), psycopg.OperationalError)
+    victim.close()
+    for _ in range(5):  # the dead connection is gone from the pool: every new client works
+        with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_client_vanishing_mid_transaction_never_leaks_its_transaction(firewall):
+    sock_owner = psycopg.connect(firewall.dsn())
+    sock_owner.execute("INSERT INTO users VALUES (1000, 'ghost')")  # open transaction
+    os.close(sock_owner.fileno())  # vanish without Terminate or ROLLBACK
+    time.sleep(0.3)
+    for _ in range(5):
+        with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM users WHERE id = 1000").fetchone() == (0,)
+            assert conn.execute("SELECT txid_current_if_assigned()").fetchone() == (None,)
+
+
+def test_exhausted_pool_queues_then_fails_clearly(start_firewall):
+    firewall = start_firewall(
+        config='[databases.postgres]\nupstream = "{upstream}"\npool_size = 1\nquery_wait_timeout = 1\n'
+    )
+    holder = psycopg.connect(firewall.dsn())
+    holder.execute("SELECT 1")  # BEGIN ... holds the only server connection
+    started = time.monotonic()
+    with pytest.raises(psycopg.OperationalError, match="no server connection free within 1 s"):
+        with psycopg.connect(firewall.dsn(), autocommit=True) as waiting:
+            waiting.execute("SELECT 1")
+    assert time.monotonic() - started >= 1
+    holder.rollback()
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:  # freed: works again
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    holder.close()
+
+
+def test_cancel_reaches_the_right_query(firewall):
+    conn = psycopg.connect(firewall.dsn(), autocommit=True)
+    bystander = psycopg.connect(firewall.dsn(), autocommit=True)
+    timer = threading.Timer(0.5, conn.cancel)
+    timer.start()
+    started = time.monotonic()
+    with pytest.raises(errors.QueryCanceled):
+        conn.execute("SELECT pg_sleep(20)")
+    assert time.monotonic() - started < 10
+    assert bystander.execute("SELECT 1").fetchone() == (1,)
+    conn.close()
+    bystander.close()
+
+
+PGBENCH = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+
+
+@pytest.mark.skipif(not os.path.exists(PGBENCH), reason="pgbench not installed")
+@pytest.mark.parametrize("mode", ["simple", "extended", "prepared"])
+def test_pgbench_select_only_through_the_proxy(firewall, postgres, mode):
+    env = {**os.environ, "PGPASSWORD": postgres[0].password("superuser")}
+    subprocess.run(
+        [PGBENCH, "-i", "-s", "1", "-q", "-h", "127.0.0.1", "-p", str(postgres[0].port), "-U", postgres[0].settings.superuser, "postgres"],
+        env=env, check=True, capture_output=True,
+    )  # fmt: skip
+    result = subprocess.run(
+        [PGBENCH, "-S", "-n", "-T", "2", "-c", "4", "-j", "2", "-M", mode, "-h", "127.0.0.1", "-p", str(firewall.port), "-U", postgres[0].settings.superuser, "postgres"],
+        env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "number of failed transactions: 0" in result.stdout
