@@ -33,6 +33,7 @@ from engines.pgwire import (
 
 from .guard import Verdict
 from .pool import Pool, PoolTimeout
+from .prepared import StatementRenamer
 from .server import ServerConnection, ServerError
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ logger = logging.getLogger("engines.firewall.audit")
 
 _HEADER = struct.Struct("!cI")
 _tokens = itertools.count(1)
+_session_ids = itertools.count(1)
 
 
 class ClientSession(asyncio.Protocol):
@@ -68,6 +70,9 @@ class ClientSession(asyncio.Protocol):
         self.acquiring: asyncio.Task | None = None
         self.closed = False
         self.stream_writer: asyncio.StreamWriter | None = None
+        # Transaction pooling moves the client between servers: rename and re-prepare its
+        # named statements (see prepared.py). A session keeps one server and needs none of it.
+        self.renamer = None if self.session_mode else StatementRenamer(next(_session_ids))
 
     # -- client to server -----------------------------------------------------------------
 
@@ -105,14 +110,29 @@ class ClientSession(asyncio.Protocol):
                 replacement = self._guard(kind, buffer[end:frame_end])
                 if self.closed:
                     return
+                if kind == b"P" and self.renamer is not None:
+                    message = replacement if replacement is not None else buffer[end:frame_end]
+                    renamed = self.renamer.rewrite(
+                        kind, message, self.server.statements, remember=replacement is None
+                    )
+                    if renamed is not None:
+                        replacement = b"".join(renamed)
                 if replacement is not None:
                     parts.append(view[start:end])
                     parts.append(replacement)
                     start = frame_end
                 if kind == b"Q":
                     self.expected_ready += 1
+                    self.server.statements.batches_sent += 1
             elif kind == b"S" or kind == b"F":
                 self.expected_ready += 1
+                self.server.statements.batches_sent += 1
+            elif self.renamer is not None and (kind == b"B" or kind == b"D" or kind == b"C"):
+                renamed = self.renamer.rewrite(kind, buffer[end:frame_end], self.server.statements)
+                if renamed is not None:
+                    parts.append(view[start:end])
+                    parts.extend(renamed)
+                    start = frame_end
             end = frame_end
         parts.append(view[start:end])
         self._send(parts)

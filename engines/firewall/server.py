@@ -41,6 +41,7 @@ from engines.pgwire import (
 )
 
 from .config import Upstream
+from .prepared import ServerStatements
 
 if TYPE_CHECKING:
     from .client import ClientSession
@@ -103,6 +104,7 @@ class ServerConnection:
         self.closed = False
         self.protocol: ServerProtocol | None = None
         self.stream_writer: asyncio.StreamWriter | None = None
+        self.statements = ServerStatements()
 
     @classmethod
     async def connect(
@@ -244,21 +246,29 @@ class ServerProtocol(asyncio.Protocol):
                 break
             if kind == b"Z":
                 self.server.status = chr(buffer[end + 5])
+                self.server.statements.ready()
                 if client is not None:
                     client.transport.write(view[start:frame_end])
                     start = frame_end
                     client.server_ready(self.server.status)
                     client = self.client  # the client may have let the server go
-            elif kind == b"E" and client is not None and client.rewrites:
-                replacement = client.rewrite_error(buffer[end:frame_end])
-                if replacement is not None:
-                    client.transport.write(view[start:end])
-                    client.transport.write(replacement)
+            elif (kind == b"1" or kind == b"3") and self.server.statements.expected:
+                if self.server.statements.answered():  # the proxy's own Parse/Close: drop
+                    if client is not None:
+                        client.transport.write(view[start:end])
                     start = frame_end
-            elif client is None and kind == b"E":
-                # An idle server speaking up is being shut down (admin command, crash).
-                logger.warning("event=idle_server_error pid=%s", self.server.process_id)
-                self.server.close()
+            elif kind == b"E":
+                self.server.statements.failed()
+                if client is not None and client.rewrites:
+                    replacement = client.rewrite_error(buffer[end:frame_end])
+                    if replacement is not None:
+                        client.transport.write(view[start:end])
+                        client.transport.write(replacement)
+                        start = frame_end
+                elif client is None:
+                    # An idle server speaking up is being shut down (admin command, crash).
+                    logger.warning("event=idle_server_error pid=%s", self.server.process_id)
+                    self.server.close()
             end = frame_end
         if client is not None and end > start:
             client.transport.write(view[start:end])

@@ -29,7 +29,9 @@ def postgres() -> Iterator[Cluster]:
     with Cluster(data_dir, instances=1, attached=True, statement_timeout="5s") as cluster:
         with psycopg.connect(cluster[0].dsn(), autocommit=True) as conn:
             conn.execute("CREATE TABLE users (id int PRIMARY KEY, email text)")
-            conn.execute("INSERT INTO users SELECT n, 'user' || n || '@example.com' FROM generate_series(1, 100) n")
+            conn.execute(
+                "INSERT INTO users SELECT n, 'user' || n || '@example.com' FROM generate_series(1, 100) n"
+            )
         yield cluster
     shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -43,7 +45,9 @@ class Firewall:
         self.upstream = upstream
         self.log = log
 
-    def dsn(self, user: str | None = None, password: str | None = None, db: str = "postgres") -> str:
+    def dsn(
+        self, user: str | None = None, password: str | None = None, db: str = "postgres"
+    ) -> str:
         from urllib.parse import urlsplit
 
         up = urlsplit(self.upstream)

@@ -4,7 +4,6 @@ a client vanishing mid-transaction, an exhausted pool, a cancel."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import socket
@@ -22,7 +21,10 @@ pytestmark = pytest.mark.timeout(120)
 
 def psql(dsn: str, sql: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["psql", dsn, "-X", "-v", "ON_ERROR_STOP=0", "-c", sql], capture_output=True, text=True, timeout=30
+        ["psql", dsn, "-X", "-v", "ON_ERROR_STOP=0", "-c", sql],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -60,7 +62,9 @@ def test_extended_protocol_parse_is_guarded(firewall):
     with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
         with pytest.raises(errors.InsufficientPrivilege, match="update_without_where"):
             conn.execute("UPDATE users SET email = %s", ["x"])
-        assert conn.execute("SELECT email FROM users WHERE id = %s", [2]).fetchone() == ("user2@example.com",)
+        assert conn.execute("SELECT email FROM users WHERE id = %s", [2]).fetchone() == (
+            "user2@example.com",
+        )
 
 
 def test_pipeline_mode_keeps_responses_in_order(firewall):
@@ -68,8 +72,8 @@ def test_pipeline_mode_keeps_responses_in_order(firewall):
         with conn.pipeline() as pipeline:
             first = conn.execute("SELECT %s::int", [1])
             blocked = conn.cursor()
+            blocked.execute("UPDATE users SET email = %s", ["everyone"])
             with pytest.raises(errors.InsufficientPrivilege):
-                blocked.execute("UPDATE users SET email = %s", ["everyone"])
                 pipeline.sync()
             assert first.fetchone() == (1,)
         assert conn.execute("SELECT count(*) FROM users").fetchone() == (100,)
@@ -87,7 +91,10 @@ async def test_asyncpg_prepared_statements_across_transactions(firewall):
     conn = await asyncpg.connect(firewall.dsn())
     try:
         for n in range(1, 30):  # asyncpg prepares named statements; each lands on any server
-            assert await conn.fetchval("SELECT email FROM users WHERE id = $1", n) == f"user{n}@example.com"
+            assert (
+                await conn.fetchval("SELECT email FROM users WHERE id = $1", n)
+                == f"user{n}@example.com"
+            )
         with pytest.raises(asyncpg.exceptions.InsufficientPrivilegeError):
             await conn.execute("DROP TABLE users")
         assert await conn.fetchval("SELECT 41 + $1::int", 1) == 42
@@ -206,9 +213,10 @@ def test_exhausted_pool_queues_then_fails_clearly(start_firewall):
     holder = psycopg.connect(firewall.dsn())
     holder.execute("SELECT 1")  # BEGIN ... holds the only server connection
     started = time.monotonic()
+    waiting = psycopg.connect(firewall.dsn(), autocommit=True)
     with pytest.raises(psycopg.OperationalError, match="no server connection free within 1 s"):
-        with psycopg.connect(firewall.dsn(), autocommit=True) as waiting:
-            waiting.execute("SELECT 1")
+        waiting.execute("SELECT 1")
+    waiting.close()
     assert time.monotonic() - started >= 1
     holder.rollback()
     with psycopg.connect(firewall.dsn(), autocommit=True) as conn:  # freed: works again
@@ -247,3 +255,24 @@ def test_pgbench_select_only_through_the_proxy(firewall, postgres, mode):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "number of failed transactions: 0" in result.stdout
+
+
+def test_clients_sharing_one_server_keep_their_own_prepared_statements(start_firewall):
+    """Both clients name their statement _pg3_0 and take turns on the single server
+    connection: renamed per client and re-prepared where missing, neither sees the other's."""
+    firewall = start_firewall(
+        config='[databases.postgres]\nupstream = "{upstream}"\npool_size = 1\n'
+    )
+    first = psycopg.connect(firewall.dsn(), autocommit=True)
+    second = psycopg.connect(firewall.dsn(), autocommit=True)
+    try:
+        for n in range(1, 6):
+            assert first.execute(
+                "SELECT email FROM users WHERE id = %s", [n], prepare=True
+            ).fetchone() == (f"user{n}@example.com",)
+            assert second.execute(
+                "SELECT id FROM users WHERE email = %s", [f"user{n}@example.com"], prepare=True
+            ).fetchone() == (n,)
+    finally:
+        first.close()
+        second.close()
