@@ -71,6 +71,14 @@ EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6380)
 EMBEDDED_REDIS = not os.environ.get("REDIS_URL")
 REDIS_URL = os.environ.get("REDIS_URL") or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 
+# PostgreSQL for the demos (engines.pgcluster) and the SQL firewall in front of it.
+# The instance "demo" listens on PG_BASE_PORT; later instances (shards) on the next ports.
+PGCLUSTER_DATA_DIR = Path(os.environ.get("PGCLUSTER_DATA_DIR", RUN_DIR / "pgcluster"))
+PG_BASE_PORT = env_int("PG_BASE_PORT", 55432)
+FIREWALL_HOST = os.environ.get("FIREWALL_HOST", "127.0.0.1")
+FIREWALL_PORT = env_int("FIREWALL_PORT", 6432)
+FIREWALL_METRICS_PORT = env_int("FIREWALL_METRICS_PORT", 9187)
+
 INSTALLED_APPS = [
     "daphne",  # must precede staticfiles: its runserver serves ASGI
     "django.contrib.admin",

@@ -56,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config", metavar="FILE", help="TOML file: databases, users, rules, limits"
     )
+    parser.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve GET /metrics (Prometheus text) and GET /stats.json (JSON) here",
+    )
     parser.add_argument("--tls-cert", metavar="FILE", help="certificate for TLS towards clients")
     parser.add_argument("--tls-key", metavar="FILE", help="its private key")
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
@@ -83,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(
             args.config,
             {
-                "listen": args.listen, "upstream": args.upstream, "pool_mode": args.pool_mode,
-                "pool_size": args.pool_size, "tls_cert": args.tls_cert, "tls_key": args.tls_key,
+                "listen": args.listen, "metrics_listen": args.metrics_listen,
+                "upstream": args.upstream, "pool_mode": args.pool_mode, "pool_size": args.pool_size,
+                "tls_cert": args.tls_cert, "tls_key": args.tls_key,
             },
         )  # fmt: skip
     except ConfigError as exc:

@@ -19,6 +19,8 @@ import asyncio
 import itertools
 import logging
 import struct
+import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from engines.pgwire import (
@@ -66,6 +68,7 @@ class ClientSession(asyncio.Protocol):
         self.server: ServerConnection | None = None
         self.buffer = b""
         self.expected_ready = 0  # ReadyForQuery messages owed for Query/Sync sent on
+        self.sent_at: deque[float] = deque()  # when each of those went out: round-trip latency
         self.rewrites: dict[str, Verdict] = {}
         self.acquiring: asyncio.Task | None = None
         self.closed = False
@@ -123,9 +126,11 @@ class ClientSession(asyncio.Protocol):
                     start = frame_end
                 if kind == b"Q":
                     self.expected_ready += 1
+                    self.sent_at.append(time.perf_counter())
                     self.server.statements.batches_sent += 1
             elif kind == b"S" or kind == b"F":
                 self.expected_ready += 1
+                self.sent_at.append(time.perf_counter())
                 self.server.statements.batches_sent += 1
             elif self.renamer is not None and (kind == b"B" or kind == b"D" or kind == b"C"):
                 renamed = self.renamer.rewrite(kind, buffer[end:frame_end], self.server.statements)
@@ -204,6 +209,8 @@ class ClientSession(asyncio.Protocol):
     # -- server to client (called by ServerProtocol) --------------------------------------
 
     def server_ready(self, status: str) -> None:
+        if self.sent_at:
+            self.proxy.latency.observe(time.perf_counter() - self.sent_at.popleft())
         self.expected_ready -= 1
         if self.expected_ready > 0:
             return

@@ -38,6 +38,7 @@ from engines.pgwire import (
 from .client import ClientSession
 from .config import ProxyConfig
 from .guard import Guard, Verdict
+from .metrics import LatencyHistogram, serve_metrics
 from .pool import Pool, PoolTimeout
 from .server import ServerError
 
@@ -68,7 +69,9 @@ class FirewallProxy:
         self.blocked_total = 0
         self.logins = 0
         self.login_failures = 0
+        self.latency = LatencyHistogram()
         self.server: asyncio.base_events.Server | None = None
+        self.metrics_server: asyncio.base_events.Server | None = None
         self.tls: ssl.SSLContext | None = None
         if config.tls_cert:
             self.tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -97,6 +100,10 @@ class FirewallProxy:
         )
         for pool in self.pools.values():
             pool.start()
+        if self.config.metrics_port is not None:
+            self.metrics_server = await serve_metrics(
+                self, self.config.metrics_host or "127.0.0.1", self.config.metrics_port
+            )
         logger.info(
             "event=listening host=%s port=%s databases=%s",
             self.config.listen_host, self.port, ",".join(self.pools),
@@ -108,6 +115,8 @@ class FirewallProxy:
         return self.server.sockets[0].getsockname()[1]
 
     async def close(self) -> None:
+        if self.metrics_server is not None:
+            self.metrics_server.close()
         if self.server is not None:
             self.server.close()
         for session in list(self.sessions.values()):

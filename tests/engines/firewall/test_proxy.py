@@ -276,3 +276,35 @@ def test_clients_sharing_one_server_keep_their_own_prepared_statements(start_fir
     finally:
         first.close()
         second.close()
+
+
+def test_metrics_count_what_happened(start_firewall):
+    import json
+    import urllib.request
+
+    from portfolio.stack import free_port
+
+    metrics_port = free_port()
+    firewall = start_firewall("--metrics-listen", f"127.0.0.1:{metrics_port}")
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+        for _ in range(3):
+            conn.execute("SELECT 1")
+        for sql in ("DROP TABLE users", "TRUNCATE users"):
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute(sql)
+    with urllib.request.urlopen(
+        f"http://127.0.0.1:{metrics_port}/stats.json", timeout=5
+    ) as response:
+        stats = json.load(response)
+    assert stats["guard"]["blocked"] == {"drop": 1, "truncate": 1}
+    assert stats["guard"]["checked"] >= 5
+    assert stats["latency"]["count"] >= 5
+    assert stats["latency"]["p50_us"] is not None
+    [pool] = stats["pools"]
+    assert pool["database"] == "postgres"
+    assert pool["mode"] == "transaction"
+    assert pool["acquired"] >= 5
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    assert 'firewall_statements_blocked_total{rule="drop"} 1' in text
+    assert "firewall_round_trip_seconds_count" in text
