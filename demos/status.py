@@ -15,11 +15,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
+import psycopg
 import redis.asyncio as aioredis
 from celery import Celery
 from django.conf import settings
 
 from portfolio.celery import app as celery_app
+
+from .sandbox import SandboxUnavailable, demo_dsn, firewall_dsn
 
 PROBE_TIMEOUT = 1.0  # seconds; a process slower than this to answer a ping counts as down
 
@@ -27,6 +30,8 @@ PROCESS_LABELS = {
     "web": "Web (daphne)",
     "worker": "Celery worker",
     "redis": "Redis",
+    "postgres": "PostgreSQL (demo)",
+    "firewall": "SQL firewall",
 }
 
 
@@ -108,12 +113,29 @@ async def probe_celery(name: str, app: Celery) -> ProbeResult:
     return _result(name, started, True, f"pong from {workers}")
 
 
+async def probe_postgres(name: str, dsn: Callable[[], str]) -> ProbeResult:
+    """Log in and run ``SELECT 1``: the whole path a client takes, authentication included."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT):
+            conn = await psycopg.AsyncConnection.connect(dsn(), autocommit=True)
+            async with conn:
+                await conn.execute("SELECT 1")
+    except SandboxUnavailable as exc:
+        return _result(name, started, False, str(exc))
+    except (psycopg.Error, OSError, TimeoutError) as exc:
+        return _result(name, started, False, f"SELECT 1 failed: {type(exc).__name__}")
+    return _result(name, started, True, "login + SELECT 1")
+
+
 def default_probes() -> list[Probe]:
     """The processes `make run` starts, at the addresses the settings give."""
     return [
         lambda: probe_http("web", settings.WEB_HOST, settings.WEB_PORT),
         lambda: probe_celery("worker", celery_app),
         lambda: probe_redis("redis", settings.REDIS_URL),
+        lambda: probe_postgres("postgres", demo_dsn),
+        lambda: probe_postgres("firewall", firewall_dsn),
     ]
 
 

@@ -21,7 +21,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -96,6 +96,9 @@ class Service:
     ready_port: tuple[str, int] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     ready_timeout: float = 60.0
+    # Environment only known once earlier services run (a password made by initdb), read
+    # just before this service starts. Secrets go here, not into argv, which `ps` shows.
+    late_env: Callable[[], Mapping[str, str]] | None = None
 
 
 def _die_with_parent() -> None:
@@ -111,7 +114,7 @@ def start(service: Service, stdout=None) -> subprocess.Popen:
     reaches only the supervisor, which then stops the group in order."""
     return subprocess.Popen(
         service.argv,
-        env={**os.environ, **service.env},
+        env={**os.environ, **service.env, **(service.late_env() if service.late_env else {})},
         stdout=stdout,
         stderr=subprocess.STDOUT if stdout is not None else None,
         stdin=subprocess.DEVNULL,

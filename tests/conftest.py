@@ -64,6 +64,39 @@ def celery_worker(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def demo_postgres():
+    """The demos' PostgreSQL as `make run` starts it: one instance named "demo"."""
+    from demos.sandbox import DEMO_INSTANCE
+    from engines.pgcluster import Cluster
+
+    cluster = Cluster(
+        settings.PGCLUSTER_DATA_DIR, [DEMO_INSTANCE], base_port=settings.PG_BASE_PORT, attached=True
+    )
+    with cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def demo_firewall(demo_postgres, tmp_path_factory) -> Iterator[str]:
+    """The SQL firewall in front of it, on the settings' ports; yields its DSN."""
+    from demos.sandbox import demo_dsn, firewall_dsn
+
+    log = _log(tmp_path_factory, "firewall")
+    argv = [
+        sys.executable, "-m", "engines.firewall",
+        "--listen", f"{settings.FIREWALL_HOST}:{settings.FIREWALL_PORT}",
+        "--metrics-listen", f"127.0.0.1:{settings.FIREWALL_METRICS_PORT}",
+    ]  # fmt: skip
+    process = start(Service("firewall", argv, env={"FIREWALL_UPSTREAM": demo_dsn()}), stdout=log)
+    try:
+        wait_for_port(settings.FIREWALL_HOST, settings.FIREWALL_PORT, 30, process)
+        yield firewall_dsn()
+    finally:
+        stop(process, grace=10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
 def live_site(tmp_path_factory, celery_worker) -> Iterator[str]:
     """The real site: daphne serving the ASGI app on the port the settings name, with its
     own migrated and seeded SQLite database and a Celery worker; yields the base URL."""

@@ -28,7 +28,11 @@ _run_dir: Path | None = None
 def pytest_load_initial_conftests(early_config, parser, args) -> None:
     global _run_dir
     _run_dir = Path(tempfile.mkdtemp(prefix="portfolio-tests-"))
+    _run_dir.chmod(0o755)  # the PostgreSQL servers run as an unprivileged user
     os.environ["STACK_RUN_DIR"] = str(_run_dir)
+    os.environ["PGCLUSTER_DATA_DIR"] = str(_run_dir / "pgcluster")
+    for name in ("PG_BASE_PORT", "FIREWALL_PORT", "FIREWALL_METRICS_PORT"):
+        os.environ[name] = str(free_port())
     os.environ.setdefault("DJANGO_SECRET_KEY", secrets.token_urlsafe(50))
     os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
     os.environ["DJANGO_HTTPS"] = "0"  # the test client and the local servers speak plain HTTP

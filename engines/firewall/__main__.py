@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
@@ -43,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--listen", metavar="HOST:PORT", help="where clients connect (default 127.0.0.1:6432)"
     )
     parser.add_argument(
-        "--upstream", metavar="URL", help="postgresql://USER:PASS@HOST:PORT/DB[?sslmode=...]"
+        "--upstream",
+        default=os.environ.get("FIREWALL_UPSTREAM"),
+        metavar="URL",
+        help="postgresql://USER:PASS@HOST:PORT/DB[?sslmode=...] (default: $FIREWALL_UPSTREAM, "
+        "which keeps the password out of the process list)",
     )
     parser.add_argument(
         "--pool-mode",

@@ -42,7 +42,7 @@ async def test_no_worker_means_worker_down():
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_status_stream_reports_every_process_up(live_site, celery_worker):
+async def test_status_stream_reports_every_process_up(live_site, celery_worker, demo_firewall):
     communicator = WebsocketCommunicator(
         application, "/ws/demos/status/", headers=[(b"origin", b"http://localhost")]
     )
@@ -55,11 +55,23 @@ async def test_status_stream_reports_every_process_up(live_site, celery_worker):
             snapshots.extend(message["items"])
     await communicator.disconnect()
     latest = {p["name"]: p for p in snapshots[-1]["processes"]}
-    assert set(latest) == {"web", "worker", "redis"}
+    assert set(latest) == {"web", "worker", "redis", "postgres", "firewall"}
     for name, process in latest.items():
         assert process["up"], f"{name} down: {process['detail']}"
         assert process["latency_ms"] > 0
     assert celery_worker in latest["worker"]["detail"]
     assert f"{settings.WEB_PORT}" not in latest["web"]["detail"]  # up: the detail is the GET
     assert latest["web"]["detail"].startswith("GET /healthz → HTTP/1.1 200")
+    assert latest["firewall"]["detail"] == "login + SELECT 1"
     assert snapshots[0]["at"] < snapshots[1]["at"]
+
+
+async def test_postgres_down_is_reported_with_the_reason(settings, tmp_path):
+    from demos.status import probe_postgres
+
+    settings.PGCLUSTER_DATA_DIR = tmp_path / "never-started"
+    from demos.sandbox import demo_dsn
+
+    result = await probe_postgres("postgres", demo_dsn)
+    assert not result.up
+    assert "is `make run` running?" in result.detail

@@ -4,9 +4,11 @@ of them with nothing left behind — twice in a row."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -45,7 +47,7 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def run_stack_once(tmp_path: Path, web_port: int, redis_port: int) -> None:
+def run_stack_once(tmp_path: Path, web_port: int, redis_port: int, ports: dict[str, str]) -> None:
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "PORT"}}
     env.update(
         DJANGO_DEBUG="1",
@@ -54,6 +56,7 @@ def run_stack_once(tmp_path: Path, web_port: int, redis_port: int) -> None:
         STACK_RUN_DIR=str(tmp_path / "run"),
         DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
     )
+    env.update(ports)
     stack = subprocess.Popen(
         [sys.executable, "manage.py", "runstack"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -71,7 +74,9 @@ def run_stack_once(tmp_path: Path, web_port: int, redis_port: int) -> None:
             assert r.status == 200
         assert port_open("127.0.0.1", redis_port)
         children = descendants(stack.pid)
-        assert len(children) >= 3  # redis, worker (+ its pool), daphne
+        assert len(children) >= 5  # redis, postgres (+ its server), firewall, worker, daphne
+        firewall = ("127.0.0.1", int(ports["FIREWALL_PORT"]))
+        assert port_open(*firewall)
         stack.send_signal(signal.SIGINT)
         output.append(stack.communicate(timeout=60)[0])
     finally:
@@ -84,6 +89,8 @@ def run_stack_once(tmp_path: Path, web_port: int, redis_port: int) -> None:
     assert not [pid for pid in children if alive(pid)], "processes left behind"
     assert not port_open("127.0.0.1", web_port)
     assert not port_open("127.0.0.1", redis_port)
+    assert not port_open(*firewall)
+    assert not port_open("127.0.0.1", int(ports["PG_BASE_PORT"]))
 
 
 def test_runstack_starts_everything_and_ctrl_c_stops_everything_twice(tmp_path):
@@ -93,8 +100,21 @@ def test_runstack_starts_everything_and_ctrl_c_stops_everything_twice(tmp_path):
         check=True,
     )  # fmt: skip
     web_port, redis_port = free_port(), free_port()
-    run_stack_once(tmp_path, web_port, redis_port)
-    run_stack_once(tmp_path, web_port, redis_port)
+    # Its own PostgreSQL folder (reachable by the unprivileged server user) and ports.
+    pg_dir = Path(tempfile.mkdtemp(prefix="runstack-test-"))
+    pg_dir.chmod(0o755)
+    ports = {
+        "PGCLUSTER_DATA_DIR": str(pg_dir / "pgcluster"),
+        **{
+            name: str(free_port())
+            for name in ("PG_BASE_PORT", "FIREWALL_PORT", "FIREWALL_METRICS_PORT")
+        },
+    }
+    try:
+        run_stack_once(tmp_path, web_port, redis_port, ports)
+        run_stack_once(tmp_path, web_port, redis_port, ports)
+    finally:
+        shutil.rmtree(pg_dir, ignore_errors=True)
 
 
 def test_runstack_refuses_a_taken_port(tmp_path):

@@ -8,6 +8,7 @@ import sys
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from demos.sandbox import DEMO_INSTANCE, demo_dsn
 from portfolio.celery import QUEUES
 from portfolio.stack import Service, StackError, Supervisor, redis_server_command
 
@@ -25,6 +26,22 @@ def stack_services() -> list[Service]:
             )
         )
     services += [
+        Service(
+            "postgres",
+            [python, "-m", "engines.pgcluster", "up", "--foreground", "--data-dir",
+             str(settings.PGCLUSTER_DATA_DIR), "--names", DEMO_INSTANCE,
+             "--base-port", str(settings.PG_BASE_PORT)],
+            ready_port=("127.0.0.1", settings.PG_BASE_PORT),
+            ready_timeout=120,  # the first start runs initdb
+        ),
+        Service(
+            "firewall",
+            [python, "-m", "engines.firewall",
+             "--listen", f"{settings.FIREWALL_HOST}:{settings.FIREWALL_PORT}",
+             "--metrics-listen", f"127.0.0.1:{settings.FIREWALL_METRICS_PORT}"],
+            ready_port=(settings.FIREWALL_HOST, settings.FIREWALL_PORT),
+            late_env=lambda: {"FIREWALL_UPSTREAM": demo_dsn()},
+        ),
         Service(
             "worker",
             [python, "-m", "celery", "-A", "portfolio", "worker", "-Q", ",".join(QUEUES),
@@ -47,8 +64,9 @@ def _interrupt(signum: int, frame: object) -> None:
 
 class Command(BaseCommand):
     help = (
-        "Start the whole site — Redis (unless REDIS_URL is set), the Celery worker and the "
-        "daphne web server — and stop all of them on Ctrl-C or when any one exits."
+        "Start the whole site — Redis (unless REDIS_URL is set), PostgreSQL for the demos, the "
+        "SQL firewall, the Celery worker and the daphne web server — and stop all of them on "
+        "Ctrl-C or when any one exits."
     )
 
     def handle(self, *args, **options) -> None:
