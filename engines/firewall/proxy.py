@@ -35,6 +35,7 @@ from engines.pgwire import (
     error_response,
 )
 
+from .admin import ADMIN_DATABASE, CONSOLE_PARAMETERS, AdminSession
 from .client import ClientSession
 from .config import ProxyConfig
 from .guard import Guard, Verdict
@@ -199,6 +200,17 @@ class FirewallProxy:
                 break
         user = packet.parameters.get("user", "")
         database = packet.parameters.get("database") or user
+        if database == ADMIN_DATABASE and database not in self.pools:
+            await self._authenticate(reader, writer, parser, user)
+            out = [AuthenticationOk().encode()]
+            out += [
+                ParameterStatus(name, value).encode() for name, value in CONSOLE_PARAMETERS.items()
+            ]
+            writer.write(
+                b"".join([*out, BackendKeyData(0, b"\0" * 4).encode(), ReadyForQuery("I").encode()])
+            )
+            self.logins += 1
+            return AdminSession(self, writer.transport)  # type: ignore[arg-type]
         pool = self.pools.get(database)
         if pool is None:
             raise LoginFailed("3D000", f'database "{database}" is not served by this firewall')

@@ -126,6 +126,12 @@ def test_runstack_refuses_a_taken_port(tmp_path):
         port = busy.getsockname()[1]
         env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
         env.update(DJANGO_DEBUG="1", PORT=str(port), EMBEDDED_REDIS_PORT=str(free_port()))
+        env.update(
+            {
+                name: str(free_port())
+                for name in ("PG_BASE_PORT", "FIREWALL_PORT", "FIREWALL_METRICS_PORT")
+            }
+        )
         result = subprocess.run(
             [sys.executable, "manage.py", "runstack"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,

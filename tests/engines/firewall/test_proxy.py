@@ -308,3 +308,64 @@ def test_metrics_count_what_happened(start_firewall):
         text = response.read().decode()
     assert 'firewall_statements_blocked_total{rule="drop"} 1' in text
     assert "firewall_round_trip_seconds_count" in text
+
+
+def test_tls_on_both_sides_with_verified_certificates(start_firewall, postgres):
+    """verify-full towards the server (the cluster's CA) and towards clients (the proxy
+    serving a certificate for 127.0.0.1 signed by the same CA)."""
+    if postgres.ca_file is None:
+        pytest.skip("these PostgreSQL binaries have no TLS")
+    instance = postgres[0]
+    firewall = start_firewall(
+        "--tls-cert", str(instance.cert_path), "--tls-key", str(instance.key_path),
+        config=f'[databases.postgres]\nupstream = "{instance.dsn(tls=True)}"\n',
+    )  # fmt: skip
+    dsn = firewall.dsn(user=instance.settings.superuser, password=instance.password("superuser"))
+    with psycopg.connect(f"{dsn}?sslmode=verify-full&sslrootcert={postgres.ca_file}") as conn:
+        assert conn.pgconn.ssl_in_use
+        assert conn.execute(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+        ).fetchone() == (True,)
+    with pytest.raises(
+        psycopg.OperationalError
+    ):  # a client that cannot verify the proxy is refused
+        psycopg.connect(f"{dsn}?sslmode=verify-full&sslrootcert=/dev/null").close()
+
+
+@pytest.mark.skipif(shutil.which("psql") is None, reason="psql not installed")
+def test_admin_console_shows_pools_stats_and_rules(firewall):
+    with (
+        psycopg.connect(firewall.dsn(), autocommit=True) as conn,
+        pytest.raises(errors.InsufficientPrivilege),
+    ):
+        conn.execute("DROP TABLE users")
+    console = firewall.dsn(db="firewall")
+    pools = subprocess.run(
+        ["psql", console, "-X", "-A", "-c", "SHOW POOLS"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert pools.returncode == 0, pools.stderr
+    assert "database|mode|size|active|idle" in pools.stdout
+    assert "postgres|transaction|20|" in pools.stdout
+    rules = subprocess.run(
+        ["psql", console, "-X", "-A", "-t", "-c", "SHOW RULES"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    drop = next(line for line in rules.stdout.splitlines() if line.startswith("drop|"))
+    assert drop.split("|")[1] == "yes"
+    assert int(drop.split("|")[2]) >= 1
+    unknown = subprocess.run(
+        ["psql", console, "-X", "-c", "SHOW SECRETS"], capture_output=True, text=True, timeout=30
+    )
+    assert "unknown console command" in unknown.stderr
+    stats = subprocess.run(
+        ["psql", console, "-X", "-A", "-t", "-c", "SHOW STATS"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert "statements_blocked|" in stats.stdout
