@@ -369,3 +369,22 @@ def test_admin_console_shows_pools_stats_and_rules(firewall):
         timeout=30,
     )
     assert "statements_blocked|" in stats.stdout
+
+
+def test_copy_in_and_out_pass_through(firewall):
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS copy_target (id int, body text)")
+        conn.execute("DELETE FROM copy_target WHERE id > 0")
+        with conn.cursor() as cursor:
+            with cursor.copy("COPY copy_target (id, body) FROM STDIN") as copy:
+                for n in range(1, 501):
+                    copy.write_row((n, f"row {n}"))
+            assert conn.execute("SELECT count(*), max(id) FROM copy_target").fetchone() == (
+                500,
+                500,
+            )
+            with cursor.copy("COPY (SELECT id FROM copy_target ORDER BY id) TO STDOUT") as copy:
+                rows = [int(row[0]) for row in copy.rows()]
+        assert rows == list(range(1, 501))
+        with pytest.raises(errors.InsufficientPrivilege, match="delete_without_where"):
+            conn.execute("COPY (DELETE FROM copy_target RETURNING id) TO STDOUT")
