@@ -177,7 +177,7 @@ class FirewallProxy:
 
     async def _login(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> ClientSession | None:
+    ) -> ClientSession | AdminSession | None:
         parser = FrontendParser()
         while True:
             packet = await self._read(reader, parser)
@@ -198,6 +198,13 @@ class FirewallProxy:
                 return None
             elif isinstance(packet, StartupMessage):
                 break
+        if len(self.sessions) >= self.config.max_client_connections:
+            # Refused after the startup packet, where clients expect errors (not during TLS
+            # negotiation), as PostgreSQL refuses past max_connections.
+            limit = self.config.max_client_connections
+            raise LoginFailed(
+                "53300", f"sorry, too many clients already (max_client_connections {limit})"
+            )
         user = packet.parameters.get("user", "")
         database = packet.parameters.get("database") or user
         if database == ADMIN_DATABASE and database not in self.pools:

@@ -388,3 +388,15 @@ def test_copy_in_and_out_pass_through(firewall):
         assert rows == list(range(1, 501))
         with pytest.raises(errors.InsufficientPrivilege, match="delete_without_where"):
             conn.execute("COPY (DELETE FROM copy_target RETURNING id) TO STDOUT")
+
+
+def test_client_connections_are_capped(start_firewall):
+    firewall = start_firewall(
+        config='max_client_connections = 1\n[databases.postgres]\nupstream = "{upstream}"\n'
+    )
+    with psycopg.connect(firewall.dsn(), autocommit=True) as first:
+        with pytest.raises(psycopg.OperationalError, match="too many clients"):
+            psycopg.connect(firewall.dsn()).close()
+        assert first.execute("SELECT 1").fetchone() == (1,)
+    with psycopg.connect(firewall.dsn(), autocommit=True) as again:  # the slot came back
+        assert again.execute("SELECT 1").fetchone() == (1,)
