@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from datetime import UTC, datetime
 from typing import Any
 
-from .jobs import JobConsumer, JobLimits, JobOutput
+import psycopg
+
+from . import firewall
+from .jobs import JobConsumer, JobInputError, JobLimits, JobOutput
+from .sandbox import SandboxUnavailable
 from .status import get_monitor
 
 
@@ -20,3 +27,92 @@ class StackStatusConsumer(JobConsumer):
         async for snap in get_monitor().watch():
             output.emit(snap)
         return None
+
+
+class FirewallConsumer(JobConsumer):
+    """The SQL firewall demo: one socket for the console, the reset, the load test and the
+    live panel of the proxy's counters. ``params["action"]`` picks the job:
+
+    ``{"action": "query", "sql": "..."}``
+        one item ``{"kind": "result", "sql", ...run_statement's dict}``;
+    ``{"action": "reset"}``
+        one item ``{"kind": "reset", ...}`` once the sample schema is back;
+    ``{"action": "load"}``
+        2,000 queries over 20 connections: ``{"kind": "progress", "done", "total", ...}``
+        items about ten a second, then ``{"kind": "load", ...load_test's dict}``;
+    ``{"action": "watch"}``
+        ``{"kind": "stats", "at", "stats": <the proxy's /stats.json or null>}`` once a
+        second until stopped (or for 30 minutes, like any watch).
+
+    A watch runs for up to 30 minutes, so the framework's cap is set for it; the other
+    actions carry their own, shorter deadlines.
+    """
+
+    limits = JobLimits(max_runtime=30 * 60, max_items=2 * 30 * 60 + 100)
+    actions = ("query", "reset", "load", "watch")
+    deadlines = {"query": 30.0, "reset": 30.0, "load": 120.0}  # seconds, per action
+    watch_interval = 1.0
+
+    def validate(self, params: dict[str, Any]) -> dict[str, Any]:
+        action = params.get("action")
+        if action not in self.actions:
+            raise JobInputError(
+                f'"action" must be one of {", ".join(self.actions)}; got {str(action)[:40]!r}'
+            )
+        allowed = {"action", "sql"} if action == "query" else {"action"}
+        extra = set(params) - allowed
+        if extra:
+            raise JobInputError(f'"{action}" takes no {", ".join(sorted(extra))}')
+        if action == "query":
+            if "sql" not in params:
+                raise JobInputError('"query" needs "sql": the statement to run')
+            try:
+                return {"action": action, "sql": firewall.check_sql(params["sql"])}
+            except ValueError as exc:
+                raise JobInputError(str(exc)) from exc
+        return {"action": action}
+
+    async def run_job(self, params: dict[str, Any], output: JobOutput) -> str | None:
+        action = params["action"]
+        if action == "watch":
+            return await self._watch(output)
+        try:
+            async with asyncio.timeout(self.deadlines[action]):
+                if action == "query":
+                    result = await firewall.run_statement(params["sql"])
+                    output.emit({"kind": "result", "sql": params["sql"], **result})
+                elif action == "reset":
+                    output.emit({"kind": "reset", **await firewall.reset_sandbox()})
+                else:
+                    result = await firewall.load_test(
+                        progress=lambda p: output.emit({"kind": "progress", **p})
+                    )
+                    output.emit({"kind": "load", **result})
+        except (
+            SandboxUnavailable, firewall.FirewallUnavailable, firewall.LoadTestBusy, ValueError,
+        ) as exc:  # fmt: skip
+            raise JobInputError(str(exc)) from exc
+        except TimeoutError as exc:
+            limit = self.deadlines[action]
+            raise JobInputError(
+                f"the {action} took longer than {limit:g} s and was stopped"
+            ) from exc
+        except psycopg.Error as exc:
+            # Errors of the console's own statements are results, not failures; what lands
+            # here is the reset or the load test failing, which the visitor should hear about.
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise JobInputError(f"the {action} failed: {message}") from exc
+        return None
+
+    async def _watch(self, output: JobOutput) -> None:
+        while True:
+            started = time.monotonic()
+            stats = await firewall.firewall_stats()
+            output.emit(
+                {
+                    "kind": "stats",
+                    "at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                    "stats": stats,
+                }
+            )
+            await asyncio.sleep(max(0.0, self.watch_interval - (time.monotonic() - started)))

@@ -47,6 +47,7 @@ DEMOS: dict[str, Demo] = {
             summary="Type SQL into a console; a real wire-protocol proxy blocks DROP, TRUNCATE "
             "and unqualified DELETE on their way to PostgreSQL.",
             processes=("web", "postgres", "firewall"),
+            url_name="demos:firewall",
         ),
         Demo(
             slug="router",

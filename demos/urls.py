@@ -7,4 +7,5 @@ from . import views
 app_name = "demos"
 urlpatterns = [
     path("", views.index, name="index"),
+    path("firewall/", views.firewall, name="firewall"),
 ]

@@ -5,6 +5,9 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from engines.firewall.guard import RULES
+
+from . import firewall as firewall_demo
 from .registry import DEMOS
 from .status import PROCESS_LABELS
 
@@ -14,4 +17,42 @@ def index(request: HttpRequest) -> HttpResponse:
         request,
         "demos/index.html",
         {"demos": list(DEMOS.values()), "process_labels": PROCESS_LABELS},
+    )
+
+
+# The console's example chips: what the guard stops, what it lets through, and why.
+FIREWALL_EXAMPLES = [
+    ("SELECT * FROM customers LIMIT 5", "allowed: a plain read"),
+    ("DELETE FROM orders", "blocked: DELETE without WHERE"),
+    ("DROP TABLE customers", "blocked: DROP"),
+    ("UPDATE customers SET email = NULL", "blocked: UPDATE without WHERE"),
+    (
+        "WITH gone AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM gone",
+        "blocked: a DELETE hidden in a CTE",
+    ),
+    ("SELECT 'DROP TABLE customers' AS harmless_text", "allowed: DROP only inside a string"),
+    (
+        "SELECT c.name, count(o.id) AS orders, sum(o.amount) AS spent\n"
+        "FROM customers c LEFT JOIN orders o ON o.customer_id = c.id\n"
+        "GROUP BY c.name ORDER BY spent DESC NULLS LAST LIMIT 5",
+        "allowed: a join",
+    ),
+    ("DELETE FROM orders WHERE status = 'cancelled'", "allowed: the WHERE names a column"),
+]
+
+
+def firewall(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "demos/firewall.html",
+        {
+            "demo": DEMOS["firewall"],
+            "process_labels": PROCESS_LABELS,
+            "examples": [{"sql": sql, "note": note} for sql, note in FIREWALL_EXAMPLES],
+            "rules": list(RULES.values()),
+            "max_sql_kb": firewall_demo.MAX_SQL_BYTES // 1024,
+            "max_rows": firewall_demo.MAX_ROWS,
+            "load_queries": firewall_demo.LOAD_QUERIES,
+            "load_connections": firewall_demo.LOAD_CONNECTIONS,
+        },
     )
