@@ -80,6 +80,14 @@ UNSAFE_FUNCTIONS = {
 _TRIGGERS = _NODE_TRIGGERS + tuple(f'"sval":"{name}"' for name in sorted(UNSAFE_FUNCTIONS))
 
 
+# Verdicts are cached under the statement with every run of digits standing alone replaced
+# by 0, so `... WHERE aid = 4711` and `... WHERE aid = 815` share one parse. Sound because no
+# rule looks at a number's value, only at the kinds of nodes around it, and a digit run at
+# a word boundary is never a keyword: the statements sharing a key parse to trees of the
+# same shape. (Digits inside identifiers such as t1 are kept: no boundary.)
+_DIGITS = re.compile(r"\b\d+\b")
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The guard's answer for one query string (which may hold several statements)."""
@@ -177,13 +185,14 @@ class Guard:
         if role is not None and role in self.exempt_roles:
             return ALLOWED
         self.stats.checked += 1
-        verdict = self._cache.get(sql)
+        key = _DIGITS.sub("0", sql)
+        verdict = self._cache.get(key)
         if verdict is not None:
             self.stats.cache_hits += 1
-            self._cache.move_to_end(sql)
+            self._cache.move_to_end(key)
         else:
             verdict = self._decide(sql)
-            self._cache[sql] = verdict
+            self._cache[key] = verdict
             if len(self._cache) > self.cache_size:
                 self._cache.popitem(last=False)
         if verdict.blocked:

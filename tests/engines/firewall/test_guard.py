@@ -179,7 +179,7 @@ def test_verdicts_are_cached_and_counted(guard):
 def test_cache_is_bounded():
     guard = Guard(cache_size=10)
     for n in range(50):
-        guard.check(f"SELECT {n}")
+        guard.check(f"SELECT c{n} FROM t")
     assert len(guard._cache) == 10
 
 
@@ -214,3 +214,14 @@ def test_text_that_looks_like_a_trigger_is_still_allowed(guard, sql):
 def test_trigger_inside_a_cte_of_an_otherwise_plain_select(guard):
     verdict = guard.check("SELECT * FROM (SELECT 1) a, LATERAL (SELECT 2) b; TRUNCATE t")
     assert verdict.rule == "truncate"
+
+
+def test_statements_differing_only_in_numbers_share_a_verdict(guard):
+    for aid in (1, 4711, 99999):
+        assert guard.check(f"SELECT abalance FROM pgbench_accounts WHERE aid = {aid}").allowed
+    assert guard.stats.cache_hits == 2
+    # ...but a number standing where a column stood is a different statement.
+    assert guard.check("DELETE FROM t WHERE id = 7").allowed
+    assert guard.check("DELETE FROM t WHERE 7 = 7").rule == "delete_without_where"
+    assert guard.check("DELETE FROM t1 WHERE t1.c2 = 3").allowed
+    assert guard.check("DELETE FROM t2 WHERE 3 = 3").blocked
