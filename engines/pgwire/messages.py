@@ -28,7 +28,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import ClassVar, NamedTuple
+from typing import ClassVar, NamedTuple, Self
 
 from .errors import ProtocolError
 
@@ -495,24 +495,30 @@ def _check_kind(kind: str, what: str) -> None:
 
 
 @dataclass(slots=True)
-class Describe(_Message):
-    """Ask for a statement's ('S') or portal's ('P') parameter and row descriptions."""
+class _Target(_Message):
+    """A message naming a prepared statement ('S') or a portal ('P'): Describe, Close."""
 
-    type_code: ClassVar[bytes] = b"D"
     kind: str = "S"
     name: str = ""
 
     def encode(self) -> bytes:
-        _check_kind(self.kind, "Describe")
-        return _frame(b"D", self.kind.encode() + _cstr(self.name))
+        _check_kind(self.kind, type(self).__name__)
+        return _frame(self.type_code, self.kind.encode() + _cstr(self.name))
 
     @classmethod
-    def decode(cls, data: bytes) -> Describe:
+    def decode(cls, data: bytes) -> Self:
         kind = chr(data[0])
-        _check_kind(kind, "Describe")
+        _check_kind(kind, cls.__name__)
         name, pos = _read_cstr(data, 1)
         _done(data, pos)
         return cls(kind, name)
+
+
+@dataclass(slots=True)
+class Describe(_Target):
+    """Ask for a statement's ('S') or portal's ('P') parameter and row descriptions."""
+
+    type_code: ClassVar[bytes] = b"D"
 
 
 @dataclass(slots=True)
@@ -535,24 +541,10 @@ class Execute(_Message):
 
 
 @dataclass(slots=True)
-class Close(_Message):
+class Close(_Target):
     """Close a prepared statement ('S') or portal ('P')."""
 
     type_code: ClassVar[bytes] = b"C"
-    kind: str = "S"
-    name: str = ""
-
-    def encode(self) -> bytes:
-        _check_kind(self.kind, "Close")
-        return _frame(b"C", self.kind.encode() + _cstr(self.name))
-
-    @classmethod
-    def decode(cls, data: bytes) -> Close:
-        kind = chr(data[0])
-        _check_kind(kind, "Close")
-        name, pos = _read_cstr(data, 1)
-        _done(data, pos)
-        return cls(kind, name)
 
 
 @dataclass(slots=True)
