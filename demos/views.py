@@ -53,6 +53,7 @@ def firewall(request: HttpRequest) -> HttpResponse:
             "max_sql_kb": firewall_demo.MAX_SQL_BYTES // 1024,
             "max_rows": firewall_demo.MAX_ROWS,
             "load_queries": firewall_demo.LOAD_QUERIES,
+            "load_queries_text": f"{firewall_demo.LOAD_QUERIES:,}",
             "load_connections": firewall_demo.LOAD_CONNECTIONS,
         },
     )
