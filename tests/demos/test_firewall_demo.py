@@ -1,0 +1,391 @@
+"""The SQL firewall demo against the real thing: the demo PostgreSQL, the firewall process in
+front of it, and the consumer through the full ASGI application."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import psycopg
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from demos import firewall
+from demos.sandbox import demo_dsn
+from portfolio.asgi import application
+
+pytestmark = [pytest.mark.timeout(120)]
+
+ORIGIN = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
+PATH = "/ws/demos/firewall/"
+
+
+async def connect():
+    communicator = WebsocketCommunicator(application, PATH, headers=ORIGIN)
+    connected, _ = await communicator.connect()
+    assert connected
+    return communicator
+
+
+async def run_job(communicator, params, wait=30):
+    """Start a job and read until it is done; return (output items, the done message)."""
+    await communicator.send_json_to({"type": "start", "params": params})
+    items = []
+    while True:
+        message = await communicator.receive_json_from(timeout=wait)
+        assert message["type"] != "error", message
+        if message["type"] == "output":
+            items.extend(message["items"])
+        elif message["type"] == "done":
+            return items, message
+
+
+async def query(communicator, sql):
+    items, done = await run_job(communicator, {"action": "query", "sql": sql})
+    assert done["status"] == "finished", done
+    [result] = items
+    assert result["kind"] == "result"
+    assert result["sql"] == sql
+    return result
+
+
+async def table_exists(name):
+    async with await psycopg.AsyncConnection.connect(demo_dsn()) as conn:
+        cur = await conn.execute("SELECT to_regclass(%s) IS NOT NULL", [f"app.{name}"])
+        return (await cur.fetchone())[0]
+
+
+@pytest.fixture
+async def sandbox(demo_firewall):
+    """A freshly reset sample schema behind a running firewall."""
+    await firewall.reset_sandbox()
+    return demo_firewall
+
+
+# -- straight calls ---------------------------------------------------------------------
+
+
+async def test_reset_then_select_through_the_firewall(sandbox):
+    result = await firewall.run_statement("SELECT * FROM customers ORDER BY id")
+    assert result["ok"], result
+    assert result["columns"] == ["id", "name", "email", "city", "signed_up"]
+    assert result["row_count"] == len(result["rows"]) == 20
+    assert result["rows"][0] == ["1", "Ada Lovelace", "ada@example.com", "London", "2023-01-14"]
+    assert result["status"] == "SELECT 20"
+    assert not result["truncated"]
+    assert result["ms"] > 0
+    orders = await firewall.run_statement("SELECT count(*) AS n FROM orders")
+    assert orders["rows"] == [["30"]]
+
+
+async def test_reset_restores_rows_and_removes_what_visitors_made(sandbox):
+    # A WHERE that names a column passes the guard: the firewall is not a backup.
+    wiped = await firewall.run_statement("DELETE FROM orders WHERE id > 0")
+    assert wiped["ok"], wiped
+    assert wiped["status"] == "DELETE 30"
+    made = await firewall.run_statement(
+        "CREATE TABLE scratch (x int); CREATE VIEW big_spenders AS SELECT * FROM orders"
+    )
+    assert made["ok"], made
+    assert made["statuses"] == ["CREATE TABLE", "CREATE VIEW"]
+    assert await table_exists("scratch")
+
+    summary = await firewall.reset_sandbox()
+    assert summary["tables"] == {"customers": 20, "orders": 30}
+    assert summary["dropped"] >= 4
+    assert not await table_exists("scratch")
+    assert not await table_exists("big_spenders")
+    again = await firewall.run_statement("SELECT count(*) FROM orders")
+    assert again["rows"] == [["30"]]
+
+
+async def test_the_last_result_with_rows_is_shown_and_every_status_listed(sandbox):
+    result = await firewall.run_statement(
+        "SELECT 1 AS one; SELECT name FROM customers WHERE id <= 2 ORDER BY id; ANALYZE customers"
+    )
+    assert result["ok"], result
+    assert result["columns"] == ["name"]
+    assert result["rows"] == [["Ada Lovelace"], ["Grace Hopper"]]
+    assert result["statuses"] == ["SELECT 1", "SELECT 2", "ANALYZE"]
+    assert result["status"] == "ANALYZE"
+
+
+async def test_a_huge_result_is_cut_and_cancelled(sandbox):
+    result = await firewall.run_statement(
+        "SELECT g, repeat('x', 50) FROM generate_series(1, 1e7) g"
+    )
+    assert result["ok"], result
+    assert len(result["rows"]) == firewall.MAX_ROWS
+    assert result["truncated"]
+    assert result["row_count"] == firewall.MAX_SCAN_ROWS
+    assert "stopped reading" in result["note"]
+    assert result["ms"] < 5000  # cancelled, not left to the 5 s statement timeout
+    # The firewall and its pool are fine afterwards.
+    assert (await firewall.run_statement("SELECT 1"))["rows"] == [["1"]]
+
+
+async def test_copy_to_the_client_is_refused_plainly(sandbox):
+    result = await firewall.run_statement("COPY customers TO STDOUT")
+    assert result["ok"] is False
+    assert result["blocked"] is False
+    assert result["source"] == "console"
+    assert result["sqlstate"] == "0A000"
+    assert "COPY" in result["message"]
+    assert (await firewall.run_statement("SELECT 1"))["rows"] == [["1"]]
+
+
+async def test_nulls_and_long_values(sandbox):
+    result = await firewall.run_statement("SELECT NULL AS nothing, repeat('y', 2000) AS long")
+    nothing, long = result["rows"][0]
+    assert nothing is None
+    assert len(long) == firewall.MAX_CELL_CHARS + 1
+    assert long.endswith("…")
+
+
+async def test_load_test_small(sandbox):
+    reports = []
+    result = await firewall.load_test(queries=200, connections=5, progress=reports.append)
+    assert result["queries"] == 200
+    assert result["connections"] == 5
+    assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"] <= result["max_ms"]
+    assert result["qps"] > 0
+    assert sum(count for _, count in result["histogram"]) == 200
+    bounds = [bound for bound, _ in result["histogram"]]
+    assert bounds == sorted(bounds)
+    assert reports
+    assert reports[-1]["done"] == 200
+    assert reports[-1]["total"] == 200
+
+
+async def test_one_load_test_at_a_time(sandbox):
+    first = asyncio.create_task(firewall.load_test(queries=400, connections=4))
+    await asyncio.sleep(0)  # let it claim the slot
+    with pytest.raises(firewall.LoadTestBusy, match="another visitor's load test"):
+        await firewall.load_test(queries=10, connections=1)
+    assert (await first)["queries"] == 400
+    # And the slot is free again.
+    assert (await firewall.load_test(queries=10, connections=2))["queries"] == 10
+
+
+async def test_stats_unreachable_is_none(settings):
+    from portfolio.stack import free_port
+
+    settings.FIREWALL_METRICS_PORT = free_port()
+    assert await firewall.firewall_stats() is None
+
+
+def test_sql_checks():
+    assert firewall.check_sql("SELECT 1") == "SELECT 1"
+    for bad, message in [
+        (None, "must be a string"),
+        ("   ", "type a statement"),
+        ("SELECT 1 --" + "x" * 11_000, "up to 10 KB"),
+        ("SELECT '\x00'", "NUL"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            firewall.check_sql(bad)
+
+
+# -- through the websocket ----------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_drop_is_blocked_naming_the_rule_and_the_table_survives(sandbox):
+    communicator = await connect()
+    result = await query(communicator, "DROP TABLE customers")
+    assert result["ok"] is False
+    assert result["blocked"] is True
+    assert result["sqlstate"] == "42501"
+    assert result["rule"] == "drop"
+    assert result["source"] == "firewall"
+    assert result["message"].startswith('firewall: blocked by rule "drop" (DROP of any object)')
+    assert result["hint"] == "The statement never reached the database."
+    assert await table_exists("customers")
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_delete_without_where_is_blocked_even_in_a_cte(sandbox):
+    communicator = await connect()
+    for sql in [
+        "DELETE FROM orders",
+        "WITH gone AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM gone",
+        "SELECT 1; DELETE FROM orders WHERE 1 = 1",
+    ]:
+        result = await query(communicator, sql)
+        assert result["blocked"], sql
+        assert result["rule"] == "delete_without_where", sql
+    update = await query(communicator, "UPDATE customers SET email = NULL")
+    assert update["rule"] == "update_without_where"
+    count = await query(communicator, "SELECT count(*) FROM orders")
+    assert count["rows"] == [["30"]]
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_drop_inside_a_string_is_just_text(sandbox):
+    communicator = await connect()
+    result = await query(communicator, "SELECT 'DROP TABLE customers' AS harmless_text")
+    assert result["ok"] is True
+    assert result["columns"] == ["harmless_text"]
+    assert result["rows"] == [["DROP TABLE customers"]]
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_postgres_errors_come_back_plainly(sandbox):
+    communicator = await connect()
+    missing = await query(communicator, "SELECT * FROM no_such_table")
+    assert missing["ok"] is False
+    assert missing["blocked"] is False
+    assert missing["rule"] is None
+    assert missing["sqlstate"] == "42P01"
+    assert missing["source"] == "postgres"
+    assert missing["message"] == 'relation "no_such_table" does not exist'
+    assert missing["position"] == 15
+
+    # The guard parses first and fails closed: a syntax error is answered by the proxy,
+    # with PostgreSQL's SQLSTATE, and is not a block.
+    typo = await query(communicator, "SELEC * FROM customers")
+    assert typo["ok"] is False
+    assert typo["blocked"] is False
+    assert typo["sqlstate"] == "42601"
+    assert "syntax error" in typo["message"]
+
+    slow = await query(communicator, "SELECT pg_sleep(10)")
+    assert slow["sqlstate"] == "57014"  # the demo role's 5 s statement_timeout
+    assert slow["source"] == "postgres"
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_bad_params_are_refused_and_the_socket_stays_open(demo_firewall):
+    communicator = await connect()
+    for params, needle in [
+        ({"action": "query"}, 'needs "sql"'),
+        ({"action": "query", "sql": "SELECT 1 -- " + "x" * 20_000}, "up to 10 KB"),
+        ({"action": "query", "sql": ""}, "type a statement"),
+        ({"action": "query", "sql": 42}, "must be a string"),
+        ({"action": "rm -rf"}, '"action" must be one of'),
+        ({}, '"action" must be one of'),
+        ({"action": "load", "queries": 1_000_000}, "takes no queries"),
+    ]:
+        await communicator.send_json_to({"type": "start", "params": params})
+        message = await communicator.receive_json_from(timeout=5)
+        assert message["type"] == "error", params
+        assert message["code"] == "bad_params", params
+        assert needle in message["message"], (params, message)
+    result = await query(communicator, "SELECT 1 AS still_here")
+    assert result["rows"] == [["1"]]
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_reset_through_the_socket(sandbox):
+    communicator = await connect()
+    items, done = await run_job(communicator, {"action": "reset"})
+    assert done["status"] == "finished", done
+    [item] = items
+    assert item["kind"] == "reset"
+    assert item["tables"] == {"customers": 20, "orders": 30}
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_watch_streams_the_proxys_counters(sandbox):
+    before = await firewall.firewall_stats()
+    assert before is not None
+    dropped_before = before["guard"]["blocked"].get("drop", 0)
+    communicator = await connect()
+    await query(communicator, "DROP TABLE orders")
+    await query(communicator, "DROP TABLE customers")
+
+    await communicator.send_json_to({"type": "start", "params": {"action": "watch"}})
+    snapshots = []
+    job = None
+    while len(snapshots) < 2:
+        message = await communicator.receive_json_from(timeout=10)
+        if message["type"] == "started":
+            job = message["job"]
+        elif message["type"] == "output":
+            snapshots.extend(message["items"])
+    await communicator.send_json_to({"type": "stop", "job": job})
+    while (await communicator.receive_json_from(timeout=5))["type"] != "done":
+        pass
+
+    first, second = snapshots[:2]
+    assert first["kind"] == "stats"
+    assert first["at"] < second["at"]
+    stats = second["stats"]
+    assert stats["guard"]["blocked"]["drop"] >= dropped_before + 2
+    assert stats["guard"]["checked"] > before["guard"]["checked"]
+    [pool] = stats["pools"]
+    assert pool["database"] == "demo"
+    assert pool["mode"] == "transaction"
+    assert {"active", "idle", "waiting_clients"} <= set(pool)
+    assert stats["latency"]["count"] > 0
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_load_through_the_socket_streams_progress_then_percentiles(sandbox):
+    communicator = await connect()
+    items, done = await run_job(communicator, {"action": "load"}, wait=60)
+    assert done["status"] == "finished", done
+    progress = [item for item in items if item["kind"] == "progress"]
+    [final] = [item for item in items if item["kind"] == "load"]
+    assert items[-1] is final
+    assert len(progress) >= 2
+    assert [p["done"] for p in progress] == sorted(p["done"] for p in progress)
+    assert progress[-1]["done"] == progress[-1]["total"] == 2000
+    assert final["queries"] == 2000
+    assert final["connections"] == 20
+    assert 0 < final["p50_ms"] <= final["p95_ms"] <= final["p99_ms"] <= final["max_ms"]
+    assert sum(count for _, count in final["histogram"]) == 2000
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_second_load_while_one_runs_fails_clearly(sandbox):
+    running = asyncio.create_task(firewall.load_test(queries=2000, connections=10))
+    await asyncio.sleep(0)
+    communicator = await connect()
+    items, done = await run_job(communicator, {"action": "load"})
+    assert done["status"] == "failed"
+    assert "another visitor's load test is running" in done["message"]
+    assert items == []
+    await running
+    await communicator.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_without_a_sandbox_the_job_fails_with_the_reason(settings, tmp_path):
+    settings.PGCLUSTER_DATA_DIR = tmp_path / "never-started"
+    communicator = await connect()
+    for action in ("query", "reset", "load"):
+        params = {"action": action, **({"sql": "SELECT 1"} if action == "query" else {})}
+        _, done = await run_job(communicator, params)
+        assert done["status"] == "failed", action
+        assert "is `make run` running?" in done["message"], action
+    await communicator.disconnect()
+
+
+# -- the page -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_page_renders_and_the_demos_index_links_to_it(client):
+    response = client.get("/demos/firewall/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert len(re.findall(r"<h1[\s>]", html)) == 1
+    assert re.search(r'<meta name="description" content="[^"]{40,}">', html)
+    assert 'data-ws="/ws/demos/firewall/"' in html
+    assert "DROP TABLE customers" in html
+    assert "js/firewall-demo" in html
+    assert "<script>" not in html.replace("<script src=", "").lower()  # no inline script
+    for rule in ("drop", "delete_without_where", "update_without_where"):
+        assert rule in html
+
+    index = client.get("/demos/").content.decode()
+    assert 'href="/demos/firewall/"' in index
