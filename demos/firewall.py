@@ -597,16 +597,10 @@ async def firewall_stats() -> dict[str, Any] | None:
     return parse_stats(body)
 
 
-_NON_FINITE = {"Infinity": "+Inf", "-Infinity": "-Inf", "NaN": None}
-
-
 def parse_stats(body: bytes | str) -> dict[str, Any] | None:
-    """The snapshot as browsers can take it. The proxy's percentiles are bucket bounds, and
-    one that falls in the overflow bucket is ``float("inf")``, which Python's json writes as
-    a bare ``Infinity``: not JSON, and JSON.parse in the page would reject the whole message.
-    It becomes ``"+Inf"``, as the proxy already spells the overflow bucket's bound."""
+    """The snapshot, or None when the body is not a JSON object."""
     try:
-        stats = json.loads(body, parse_constant=_NON_FINITE.__getitem__)
-    except (ValueError, KeyError):
+        stats = json.loads(body)
+    except ValueError:
         return None
     return stats if isinstance(stats, dict) else None

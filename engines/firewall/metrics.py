@@ -53,8 +53,9 @@ class LatencyHistogram:
         self.total += 1
         self.sum_us += micros
 
-    def percentile(self, fraction: float) -> float | None:
-        """The bucket bound below which ``fraction`` of round trips fall (an upper estimate)."""
+    def percentile(self, fraction: float) -> float | str | None:
+        """The bucket bound below which ``fraction`` of round trips fall (an upper estimate);
+        "+Inf" past the last bound (a string: JSON has no infinity)."""
         if not self.total:
             return None
         rank = fraction * self.total
@@ -62,8 +63,8 @@ class LatencyHistogram:
         for bound, count in zip((*BUCKETS_US, float("inf")), self.counts, strict=True):
             seen += count
             if seen >= rank:
-                return bound
-        return float("inf")
+                return "+Inf" if bound == float("inf") else bound
+        return "+Inf"
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -225,3 +225,16 @@ def test_statements_differing_only_in_numbers_share_a_verdict(guard):
     assert guard.check("DELETE FROM t WHERE 7 = 7").rule == "delete_without_where"
     assert guard.check("DELETE FROM t1 WHERE t1.c2 = 3").allowed
     assert guard.check("DELETE FROM t2 WHERE 3 = 3").blocked
+
+
+def test_latency_percentiles_past_the_last_bucket_stay_valid_json():
+    import json
+
+    from engines.firewall.metrics import LatencyHistogram
+
+    histogram = LatencyHistogram()
+    histogram.observe(0.0001)
+    histogram.observe(5.0)  # past the last bound
+    snapshot = json.loads(json.dumps(histogram.snapshot(), allow_nan=False))
+    assert snapshot["p99_us"] == "+Inf"
+    assert snapshot["p50_us"] == 100
