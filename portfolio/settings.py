@@ -8,6 +8,7 @@ explicit list of allowed hosts, so a forgotten variable fails loudly instead of 
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -71,9 +72,27 @@ EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6380)
 EMBEDDED_REDIS = not os.environ.get("REDIS_URL")
 REDIS_URL = os.environ.get("REDIS_URL") or f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
 
+
 # PostgreSQL for the demos (engines.pgcluster) and the SQL firewall in front of it.
 # The instance "demo" listens on PG_BASE_PORT; later instances (shards) on the next ports.
-PGCLUSTER_DATA_DIR = Path(os.environ.get("PGCLUSTER_DATA_DIR", RUN_DIR / "pgcluster"))
+def _pgcluster_default() -> Path:
+    """RUN_DIR/pgcluster, unless we run as root in a checkout other users cannot enter
+    (/root, a 0700 home): then the servers' unprivileged user could not reach it, and the
+    data goes to /var/lib (root-owned, so no other user can plant the folder first), one
+    folder per checkout."""
+    preferred = RUN_DIR / "pgcluster"
+    if os.geteuid() != 0:
+        return preferred
+    closed = [p for p in preferred.parents if p.exists() and not p.stat().st_mode & 0o001]
+    if not closed:
+        return preferred
+    return (
+        Path("/var/lib")
+        / f"portfolio-pgcluster-{hashlib.sha256(str(BASE_DIR).encode()).hexdigest()[:10]}"
+    )
+
+
+PGCLUSTER_DATA_DIR = Path(os.environ.get("PGCLUSTER_DATA_DIR") or _pgcluster_default())
 PG_BASE_PORT = env_int("PG_BASE_PORT", 55432)
 FIREWALL_HOST = os.environ.get("FIREWALL_HOST", "127.0.0.1")
 FIREWALL_PORT = env_int("FIREWALL_PORT", 6432)
