@@ -170,7 +170,6 @@ class ClientSession(asyncio.Protocol):
             return b""
         token = f"FIREWALL_BLOCKED_{next(_tokens)}"
         self.rewrites[token] = verdict
-        self.proxy.stats_blocked(verdict)
         logger.warning(
             "event=blocked rule=%s user=%s database=%s sql=%r",
             verdict.rule, self.user, self.pool.database.name, sql[:500],

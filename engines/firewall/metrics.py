@@ -99,6 +99,7 @@ def stats_snapshot(proxy: FirewallProxy) -> dict[str, Any]:
                 "waiting_clients": len(pool.waiters),
                 "acquired": pool.stats.acquired,
                 "waited": pool.stats.waited,
+                "wait_seconds": round(pool.stats.wait_seconds, 3),
                 "timeouts": pool.stats.timeouts,
                 "connects": pool.stats.connects,
                 "connect_failures": pool.stats.connect_failures,

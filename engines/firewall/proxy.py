@@ -38,7 +38,7 @@ from engines.pgwire import (
 from .admin import ADMIN_DATABASE, CONSOLE_PARAMETERS, AdminSession
 from .client import ClientSession
 from .config import ProxyConfig
-from .guard import Guard, Verdict
+from .guard import Guard
 from .metrics import LatencyHistogram, serve_metrics
 from .pool import Pool, PoolTimeout
 from .server import ServerError
@@ -67,7 +67,6 @@ class FirewallProxy:
         self.pools = {name: Pool(database) for name, database in config.databases.items()}
         self.sessions: dict[tuple[int, bytes], ClientSession] = {}
         self.verifiers = self._verifiers(config)
-        self.blocked_total = 0
         self.logins = 0
         self.login_failures = 0
         self.latency = LatencyHistogram()
@@ -126,9 +125,6 @@ class FirewallProxy:
             pool.close()
         if self.server is not None:
             await self.server.wait_closed()
-
-    def stats_blocked(self, verdict: Verdict) -> None:
-        self.blocked_total += 1
 
     def forget(self, session: ClientSession) -> None:
         self.sessions.pop(session.key, None)

@@ -304,6 +304,7 @@ def test_metrics_count_what_happened(start_firewall):
     assert pool["database"] == "postgres"
     assert pool["mode"] == "transaction"
     assert pool["acquired"] >= 5
+    assert pool["wait_seconds"] == 0  # one client never waited for a server
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as response:
         text = response.read().decode()
     assert 'firewall_statements_blocked_total{rule="drop"} 1' in text
