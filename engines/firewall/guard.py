@@ -80,12 +80,15 @@ UNSAFE_FUNCTIONS = {
 _TRIGGERS = _NODE_TRIGGERS + tuple(f'"sval":"{name}"' for name in sorted(UNSAFE_FUNCTIONS))
 
 
-# Verdicts are cached under the statement with every run of digits standing alone replaced
-# by 0, so `... WHERE aid = 4711` and `... WHERE aid = 815` share one parse. Sound because no
-# rule looks at a number's value, only at the kinds of nodes around it, and a digit run at
-# a word boundary is never a keyword: the statements sharing a key parse to trees of the
-# same shape. (Digits inside identifiers such as t1 are kept: no boundary.)
-_DIGITS = re.compile(r"\b\d+\b")
+# Verdicts are cached under the statement with every numeric literal's digits replaced by 0,
+# so `... WHERE aid = 4711` and `... WHERE aid = 815` share one parse. Sound because no rule
+# looks at a number's value, only at the kinds of nodes around it. The digits must really
+# start a number: digits right after a letter, `_`, `$`, a backslash or any non-ASCII
+# character belong to an identifier, a parameter ($1), an escape or a dollar-quote tag, and
+# PostgreSQL's lexer treats every byte >= 0x80 as an identifier character. Normalising tags
+# would be a bypass: `$€1$ x $€2$; DROP …; $€2$ y $€1$` (one harmless string) and the same
+# with both tags `$€1$` (three statements) would share a key and a cached "allowed".
+_DIGITS = re.compile(r"(?<![A-Za-z0-9_$\\\u0080-\U0010ffff])[0-9]+")
 
 
 @dataclass(frozen=True)

@@ -238,3 +238,21 @@ def test_latency_percentiles_past_the_last_bucket_stay_valid_json():
     snapshot = json.loads(json.dumps(histogram.snapshot(), allow_nan=False))
     assert snapshot["p99_us"] == "+Inf"
     assert snapshot["p50_us"] == 100
+
+
+@pytest.mark.parametrize("tag", ["a", "€", "é", "_"])
+def test_dollar_quote_tags_with_digits_never_share_a_cached_verdict(guard, tag):
+    """Tags differing only in digits must not collapse into one cache key: with one pair of
+    tags the text is a single string, with one tag it is three statements, one a DROP."""
+    one_string = f"SELECT ${tag}1$ x ${tag}2$; DROP TABLE t; SELECT ${tag}2$ y ${tag}1$"
+    three_statements = f"SELECT ${tag}1$ x ${tag}1$; DROP TABLE t; SELECT ${tag}1$ y ${tag}1$"
+    assert guard.check(one_string).allowed
+    assert guard.check(three_statements).rule == "drop"
+
+
+def test_positional_parameters_and_escapes_keep_their_digits(guard):
+    guard.check("SELECT $1")
+    guard.check("SELECT $2")
+    guard.check(r"SELECT E'\1'")
+    guard.check(r"SELECT E'\2'")
+    assert guard.stats.cache_hits == 0
