@@ -1,9 +1,17 @@
 """Top-level URL configuration."""
 
+from django.conf import settings
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.sitemaps import GenericSitemap
+from django.contrib.sitemaps.views import sitemap
+from django.urls import include, path, re_path
+from django.views.static import serve
+
+from blog.sitemaps import PagesSitemap, PostSitemap, TagSitemap
+from blog.views import robots_txt
 
 from . import views
+from .models import Project
 
 portfolio_patterns = (
     [
@@ -15,9 +23,33 @@ portfolio_patterns = (
     "portfolio",
 )
 
+sitemaps = {
+    "pages": PagesSitemap(
+        ["portfolio:home", "portfolio:arsenal", "portfolio:about", "demos:index", "blog:list"]
+    ),
+    "projects": GenericSitemap(
+        {"queryset": Project.objects.listed(), "date_field": "updated"}, priority=0.7
+    ),
+    "posts": PostSitemap,
+    "tags": TagSitemap,
+}
+
 urlpatterns = [
     path("", include(portfolio_patterns)),
+    path("blog/", include("blog.urls")),
+    path("sitemap.xml", sitemap, {"sitemaps": sitemaps}, name="sitemap"),
+    path("robots.txt", robots_txt, name="robots"),
     path("demos/", include("demos.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+]
+
+# Uploaded media (blog cover images). Only staff upload, and only images Pillow accepts;
+# a deployment with a front proxy should serve MEDIA_ROOT there instead.
+urlpatterns += [
+    re_path(
+        rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.*)$",
+        serve,
+        {"document_root": settings.MEDIA_ROOT},
+    )
 ]

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, render
 from django.views.decorators.cache import never_cache
 
+from blog.models import Post
 from demos.registry import DEMOS
 
 from .models import Project, Skill, SkillCategory
@@ -32,6 +33,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "building": projects.building(),
             "categories": _arsenal(),
             "demos": list(DEMOS.values()),
+            "latest_posts": Post.objects.published().prefetch_related("tags")[:3],
         },
     )
 
@@ -41,7 +43,14 @@ def project_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "portfolio/project_detail.html",
-        {"project": project, "demo": DEMOS.get(project.demo_slug)},
+        {
+            "project": project,
+            "demo": DEMOS.get(project.demo_slug),
+            # Posts tagged with the project's slug are the project's posts.
+            "project_posts": Post.objects.published()
+            .filter(tags__slug=project.slug)
+            .prefetch_related("tags"),
+        },
     )
 
 
