@@ -15,6 +15,7 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponsePermanen
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
+from django.views.static import serve
 
 from .models import Post, SlugRedirect, Tag
 
@@ -159,3 +160,9 @@ def robots_txt(request: HttpRequest) -> HttpResponse:
         "",
     ]
     return HttpResponse("\n".join(lines), content_type="text/plain; charset=utf-8")
+
+
+def media(request: HttpRequest, path: str) -> HttpResponse:
+    """Uploaded files (cover images) from ``MEDIA_ROOT``, read at request time. Only staff
+    upload, and only images Pillow accepts; behind a front proxy, serve MEDIA_ROOT there."""
+    return serve(request, path, document_root=settings.MEDIA_ROOT)

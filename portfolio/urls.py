@@ -5,10 +5,9 @@ from django.contrib import admin
 from django.contrib.sitemaps import GenericSitemap
 from django.contrib.sitemaps.views import sitemap
 from django.urls import include, path, re_path
-from django.views.static import serve
 
+from blog import views as blog_views
 from blog.sitemaps import PagesSitemap, PostSitemap, TagSitemap
-from blog.views import robots_txt
 
 from . import views
 from .models import Project
@@ -38,18 +37,11 @@ urlpatterns = [
     path("", include(portfolio_patterns)),
     path("blog/", include("blog.urls")),
     path("sitemap.xml", sitemap, {"sitemaps": sitemaps}, name="sitemap"),
-    path("robots.txt", robots_txt, name="robots"),
+    path("robots.txt", blog_views.robots_txt, name="robots"),
     path("demos/", include("demos.urls")),
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
 ]
 
-# Uploaded media (blog cover images). Only staff upload, and only images Pillow accepts;
-# a deployment with a front proxy should serve MEDIA_ROOT there instead.
-urlpatterns += [
-    re_path(
-        rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.*)$",
-        serve,
-        {"document_root": settings.MEDIA_ROOT},
-    )
-]
+# Uploaded media: blog cover images (see blog.views.media).
+urlpatterns += [re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.*)$", blog_views.media)]
