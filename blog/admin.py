@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.forms.widgets import Script
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
@@ -128,12 +129,19 @@ class PostAdmin(admin.ModelAdmin):
         if not (self.has_add_permission(request) or self.has_change_permission(request)):
             return HttpResponse(status=403)
         data = request.POST
+        status = data.get("status")
+        try:
+            publish_at = forms.SplitDateTimeField(required=False).clean(
+                [data.get("publish_at_0", ""), data.get("publish_at_1", "")]
+            )
+        except ValidationError:
+            publish_at = None  # half-typed: preview as of now
         post = Post(
             title=data.get("title", ""),
             summary=data.get("summary", ""),
             body=data.get("body", ""),
-            status=Post.Status.DRAFT,
-            publish_at=timezone.now(),
+            status=status if status in Post.Status.values else Post.Status.DRAFT,
+            publish_at=publish_at or timezone.now(),
         )
         tag_ids = [value for value in data.getlist("tags") if value.isdigit()]
         tags = list(Tag.objects.filter(pk__in=tag_ids).order_by("name"))

@@ -2,6 +2,7 @@
 // showing the post page exactly as readers will get it: the text (title, summary, body and
 // tags) is posted to the admin's preview view, which renders it with the site's own template
 // and sanitizer, and the answer becomes the frame's document. Nothing is saved.
+// Status and publication date go along, so the preview's notice says draft/scheduled/public.
 // Loaded by PostAdmin.media as a classic deferred script (the admin has no module loader).
 
 (function () {
@@ -41,7 +42,9 @@
 
     async function refresh() {
       const data = new FormData();
-      for (const name of ["csrfmiddlewaretoken", "title", "summary", "body"]) {
+      for (const name of [
+        "csrfmiddlewaretoken", "title", "summary", "body", "status", "publish_at_0", "publish_at_1",
+      ]) {
         const field = form.elements.namedItem(name);
         if (field && "value" in field) data.append(name, field.value);
       }

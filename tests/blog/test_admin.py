@@ -75,6 +75,21 @@ def test_live_preview_renders_the_unsaved_post_with_the_site_template(staff_clie
     assert not Post.objects.filter(title="Preview title").exists()
 
 
+def test_live_preview_says_whether_the_post_will_be_public(staff_client):
+    def notice(**fields) -> str:
+        page = staff_client.post(PREVIEW_URL, {"title": "t", "body": "b", **fields}).text
+        return page[page.index("data-preview-notice") :][:300]
+
+    assert "a draft, visible only to staff" in notice(status="draft")
+    assert "this post is public" in notice(
+        status="published", publish_at_0="2020-01-01", publish_at_1="08:00:00"
+    )
+    assert "scheduled for 1 January 2999" in notice(
+        status="published", publish_at_0="2999-01-01", publish_at_1="08:00:00"
+    )
+    assert "this post is public" in notice(status="published", publish_at_0="not a date")
+
+
 def test_live_preview_sanitizes_like_the_site(staff_client):
     response = staff_client.post(
         PREVIEW_URL,
