@@ -80,9 +80,35 @@ class ClientSession(asyncio.Protocol):
     # -- client to server -----------------------------------------------------------------
 
     def data_received(self, data: bytes) -> None:
+        if not self.buffer and self.acquiring is None and self._forward_query(data):
+            return
         self.buffer = self.buffer + data if self.buffer else data
         if self.acquiring is None:
             self.pump()
+
+    def _forward_query(self, data: bytes) -> bool:
+        """The hot path: ``data`` is exactly one simple Query (pgbench, psql, most drivers'
+        plain statements arrive so) and a server is at hand. Checks and forwards it as it
+        came, no frame scan, no copy; returns False to leave anything else to pump()."""
+        if len(data) < 6:
+            return False
+        kind, length = _HEADER.unpack_from(data)
+        if kind != b"Q" or length + 1 != len(data):
+            return False
+        server = self.server
+        if server is None:
+            server = self.pool.try_acquire()
+            if server is None:
+                return False
+            self.attach(server)
+        replacement = self._guard(kind, data)
+        if self.closed:
+            return True
+        self.expected_ready += 1
+        self.sent_at.append(time.perf_counter())
+        server.statements.batches_sent += 1
+        server.transport.write(data if replacement is None else replacement)
+        return True
 
     def pump(self) -> None:
         """Forward every complete message in the buffer; borrow a server first if needed."""
@@ -157,10 +183,10 @@ class ClientSession(asyncio.Protocol):
             if kind == b"Q":  # the hot path: slice the text out rather than decode a message
                 if frame[-1] != 0:
                     raise ValueError("query string is not NUL-terminated")
-                sql = frame[5:-1].decode()
+                sql = frame[5:-1]
             else:
                 name_end = frame.index(b"\0", 5)
-                sql = frame[name_end + 1 : frame.index(b"\0", name_end + 1)].decode()
+                sql = frame[name_end + 1 : frame.index(b"\0", name_end + 1)]
             verdict = self.proxy.guard.check(sql, role=self.user)
             if verdict.allowed:
                 return None
@@ -172,7 +198,7 @@ class ClientSession(asyncio.Protocol):
         self.rewrites[token] = verdict
         logger.warning(
             "event=blocked rule=%s user=%s database=%s sql=%r",
-            verdict.rule, self.user, self.pool.database.name, sql[:500],
+            verdict.rule, self.user, self.pool.database.name, sql[:500].decode(errors="replace"),
         )  # fmt: skip
         if isinstance(message, Query):
             return Query(token).encode()
@@ -214,7 +240,8 @@ class ClientSession(asyncio.Protocol):
         if self.expected_ready > 0:
             return
         self.expected_ready = 0
-        self.rewrites.clear()  # a blocked statement skipped after an earlier error
+        if self.rewrites:
+            self.rewrites.clear()  # a blocked statement skipped after an earlier error
         if not self.session_mode and status == "I" and self.server is not None:
             server, self.server = self.server, None
             self.pool.release(server)

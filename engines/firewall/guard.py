@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,15 +79,19 @@ UNSAFE_FUNCTIONS = {
 _TRIGGERS = _NODE_TRIGGERS + tuple(f'"sval":"{name}"' for name in sorted(UNSAFE_FUNCTIONS))
 
 
-# Verdicts are cached under the statement with every numeric literal's digits replaced by 0,
-# so `... WHERE aid = 4711` and `... WHERE aid = 815` share one parse. Sound because no rule
-# looks at a number's value, only at the kinds of nodes around it. The digits must really
-# start a number: digits right after a letter, `_`, `$`, a backslash or any non-ASCII
-# character belong to an identifier, a parameter ($1), an escape or a dollar-quote tag, and
-# PostgreSQL's lexer treats every byte >= 0x80 as an identifier character. Normalising tags
-# would be a bypass: `$€1$ x $€2$; DROP …; $€2$ y $€1$` (one harmless string) and the same
-# with both tags `$€1$` (three statements) would share a key and a cached "allowed".
-_DIGITS = re.compile(r"(?<![A-Za-z0-9_$\\\u0080-\U0010ffff])[0-9]+")
+# Verdicts are cached under the statement's bytes with every ASCII digit turned into 0, so
+# `... WHERE aid = 4711` and `... WHERE aid = 815` share one parse (bytes.translate: ~0.2 µs,
+# a regex doing the same costs ten times that). Why that is sound: swapping one digit for
+# another never changes how PostgreSQL's lexer splits a statement, with one exception —
+# dollar-quote tags, which must match: `$a1$ x $a2$; DROP …; $a2$ y $a1$` is one harmless
+# string, the same with every tag `$a1$` is three statements. So any text holding a `$`
+# (tags, and the $1 parameters of prepared statements, whose text repeats anyway) is
+# cached under its exact bytes. Numbers, identifiers (t1, int4), escapes and the insides of
+# literals then differ only in names and values, and no rule depends on a digit: the
+# denied function names hold none. A verdict's message names the relation, so a blocked
+# verdict is only cached under a key equal to the statement itself.
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_DOLLAR = ord("$")
 
 
 @dataclass(frozen=True)
@@ -181,24 +184,30 @@ class Guard:
         self.cache_size = cache_size
         self.max_query_bytes = max_query_bytes
         self.stats = GuardStats()
-        self._cache: OrderedDict[str, Verdict] = OrderedDict()
+        # Insertion-ordered, evicted oldest-first: a hit costs one lookup and nothing more
+        # (no LRU bookkeeping on the hot path); a hot shape evicted by a flood of new ones is
+        # parsed again once.
+        self._cache: dict[bytes, Verdict] = {}
 
-    def check(self, sql: str, role: str | None = None) -> Verdict:
-        """The verdict for one query string as a client sent it."""
+    def check(self, sql: str | bytes, role: str | None = None) -> Verdict:
+        """The verdict for one query string as a client sent it (text, or UTF-8 bytes as
+        they came off the wire; undecodable bytes raise UnicodeDecodeError)."""
         if role is not None and role in self.exempt_roles:
             return ALLOWED
         self.stats.checked += 1
-        key = _DIGITS.sub("0", sql)
-        verdict = self._cache.get(key)
+        raw = sql if isinstance(sql, bytes) else sql.encode()
+        key = raw if _DOLLAR in raw else raw.translate(_DIGITS_TO_ZERO)
+        cache = self._cache
+        verdict = cache.get(key)
         if verdict is not None:
             self.stats.cache_hits += 1
-            self._cache.move_to_end(key)
         else:
-            verdict = self._decide(sql)
-            self._cache[key] = verdict
-            if len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        if verdict.blocked:
+            verdict = self._decide(sql if isinstance(sql, str) else raw.decode())
+            if verdict.allowed or key == raw:
+                if len(cache) >= self.cache_size:
+                    del cache[next(iter(cache))]
+                cache[key] = verdict
+        if not verdict.allowed:
             self.stats.blocked[verdict.rule] = self.stats.blocked.get(verdict.rule, 0) + 1
         return verdict
 

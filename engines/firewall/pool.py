@@ -66,13 +66,18 @@ class Pool:
 
     def try_acquire(self) -> ServerConnection | None:
         """An idle server connection right now, or None: the hot path, with no task switch."""
+        idle = self.idle
+        if not idle:
+            return None
         now = time.monotonic()
-        while self.idle:
-            server = self.idle.pop()  # most recently used first
+        while idle:
+            server = idle.pop()  # most recently used first
             if self._expired(server, now):
                 self._discard(server)
                 continue
-            return self._lend(server)
+            self.active.add(server)
+            self.stats.acquired += 1
+            return server
         return None
 
     async def acquire(self) -> ServerConnection:
@@ -125,8 +130,9 @@ class Pool:
     def release(self, server: ServerConnection) -> None:
         """Take a server back; only a live connection idle outside a transaction is kept."""
         self.active.discard(server)
-        server.detach()
-        if server.closed or server.status != "I" or self._expired(server, time.monotonic()):
+        now = time.monotonic()
+        server.detach(now)
+        if server.closed or server.status != "I" or self._expired(server, now):
             self._discard(server)
             self._fill_waiter_slot()
             return

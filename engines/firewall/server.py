@@ -203,12 +203,12 @@ class ServerConnection:
     def attach(self, client: ClientSession) -> None:
         assert self.protocol is not None
         self.protocol.client = client
-        self.last_used = time.monotonic()
 
-    def detach(self) -> None:
+    def detach(self, now: float) -> None:
+        """Back from a client at ``now`` (monotonic): the idle timeout counts from here."""
         if self.protocol is not None:
             self.protocol.client = None
-        self.last_used = time.monotonic()
+        self.last_used = now
 
     def write(self, data: bytes | bytearray) -> None:
         self.transport.write(data)
@@ -232,15 +232,17 @@ class ServerProtocol(asyncio.Protocol):
     def __init__(self, server: ServerConnection) -> None:
         self.server = server
         self.client: ClientSession | None = None
-        self.buffer = bytearray()
+        self.buffer = b""
         self.on_lost: Callable[[ServerConnection], None] | None = None
 
     def data_received(self, data: bytes) -> None:
         # Work on an immutable bytes object: transports may hold on to what we write until
         # the socket takes it, so slices of it must never change under them. In the common
-        # case (no partial message left over) this is the received object itself, no copy.
-        buffer = bytes(self.buffer) + data if self.buffer else data
-        view = memoryview(buffer)
+        # case (no partial message left over) this is the received object itself, no copy,
+        # and a response that ends in its ReadyForQuery is written on in one piece.
+        buffer = self.buffer + data if self.buffer else data
+        server = self.server
+        statements = server.statements
         client = self.client
         start = end = 0
         size = len(buffer)
@@ -250,34 +252,35 @@ class ServerProtocol(asyncio.Protocol):
             if frame_end > size:
                 break
             if kind == b"Z":
-                self.server.status = chr(buffer[end + 5])
-                self.server.statements.ready()
+                server.status = status = chr(buffer[end + 5])
+                statements.ready()
                 if client is not None:
-                    client.transport.write(view[start:frame_end])
+                    whole = start == 0 and frame_end == size
+                    client.transport.write(buffer if whole else memoryview(buffer)[start:frame_end])
                     start = frame_end
-                    client.server_ready(self.server.status)
+                    client.server_ready(status)
                     client = self.client  # the client may have let the server go
-            elif (kind == b"1" or kind == b"3") and self.server.statements.expected:
-                if self.server.statements.answered():  # the proxy's own Parse/Close: drop
-                    if client is not None:
-                        client.transport.write(view[start:end])
-                    start = frame_end
             elif kind == b"E":
-                self.server.statements.failed()
+                statements.failed()
                 if client is not None and client.rewrites:
                     replacement = client.rewrite_error(buffer[end:frame_end])
                     if replacement is not None:
-                        client.transport.write(view[start:end])
+                        client.transport.write(memoryview(buffer)[start:end])
                         client.transport.write(replacement)
                         start = frame_end
                 elif client is None:
                     # An idle server speaking up is being shut down (admin command, crash).
-                    logger.warning("event=idle_server_error pid=%s", self.server.process_id)
-                    self.server.close()
+                    logger.warning("event=idle_server_error pid=%s", server.process_id)
+                    server.close()
+            elif (kind == b"1" or kind == b"3") and statements.expected and statements.answered():
+                # The answer to the proxy's own Parse/Close: the client never asked, drop it.
+                if client is not None:
+                    client.transport.write(memoryview(buffer)[start:end])
+                start = frame_end
             end = frame_end
         if client is not None and end > start:
-            client.transport.write(view[start:end])
-        self.buffer = bytearray(view[end:]) if end < size else bytearray()
+            client.transport.write(buffer if end - start == size else memoryview(buffer)[start:end])
+        self.buffer = buffer[end:] if end < size else b""
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.closed = True
