@@ -360,7 +360,10 @@ static void end_search(sched_worker *w, int found) {
     /* seq_cst: part of the idle protocol -- a submitter that still saw us searching relies
      * on our later re-check (park) or on this hand-over to another worker. */
     int prev = atomic_fetch_sub_explicit(&s->searching, 1, memory_order_seq_cst);
-    if (found && prev == 1) notify(s); /* the last searcher found work: recruit another */
+    /* The last searcher found work: if more is queued, recruit another (Go's resetspinning,
+     * Tokio's transition_worker_from_searching). Unlike them we look first: waking a worker
+     * costs a futex syscall before our job starts, wasted when the queues are now empty. */
+    if (found && prev == 1 && work_visible(s)) notify(s);
 }
 
 /* Spins looking for work for up to spin_ns. Returns a job, or NULL to park. */
@@ -472,6 +475,17 @@ static void *worker_main(void *arg) {
     sched_worker *w = arg;
     sched *s = w->s;
     tls_worker = w;
+    if (s->pin) {
+        cpu_set_t avail, one;
+        if (sched_getaffinity(0, sizeof avail, &avail) == 0 && CPU_COUNT(&avail) > 0) {
+            int k = w->index % CPU_COUNT(&avail), cpu = 0;
+            for (; cpu < CPU_SETSIZE; cpu++)
+                if (CPU_ISSET(cpu, &avail) && k-- == 0) break;
+            CPU_ZERO(&one);
+            CPU_SET(cpu, &one);
+            pthread_setaffinity_np(pthread_self(), sizeof one, &one);
+        }
+    }
     if (s->hooks.thread_start) s->hooks.thread_start(w);
     for (;;) {
         sched_job *job = find_local(w);
@@ -506,6 +520,7 @@ sched *sched_create(const sched_config *cfg) {
     memset(s, 0, sizeof *s);
     s->n = cfg->workers;
     s->spin_ns = cfg->spin_ns;
+    s->pin = cfg->pin;
     s->hooks = cfg->hooks;
     s->pool_size = pool;
     pthread_mutex_init(&s->pool_lock, NULL);

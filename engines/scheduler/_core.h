@@ -99,6 +99,7 @@ typedef struct sched_config {
     int workers;
     uint32_t pool_size; /* job records; rounded up to a power of two */
     uint64_t spin_ns;   /* how long an idle worker searches before parking */
+    int pin;            /* pin worker i to CPU i (mod the CPUs available) */
     sched_hooks hooks;
 } sched_config;
 
@@ -110,6 +111,7 @@ struct sched {
     SCHED_ALIGNED _Atomic int stop;
     _Atomic int cancelling;
     int n;
+    int pin;
     uint64_t spin_ns;
     sched_hooks hooks;
     sched_worker *workers;

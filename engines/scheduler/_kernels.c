@@ -5,8 +5,10 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 
 typedef struct stripe {
@@ -152,6 +154,14 @@ static void *submitter_main(void *arg) {
     uint64_t interval = r->p.interval_ns;
     sched_job *batch[64];
     int have = 0, used = 0;
+    /* 1 ns timer slack: the default 50 us would stretch every paced sleep. */
+    if (interval) prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
+    if (r->p.submit_cpu >= 0) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        CPU_SET(r->p.submit_cpu, &set);
+        pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+    }
     uint64_t t0 = sched_now();
     for (uint64_t i = st->lo; i < st->hi; i++) {
         if (is_cancelled(r)) {
@@ -159,9 +169,12 @@ static void *submitter_main(void *arg) {
             break;
         }
         if (interval) {
+            /* Paced (latency probes): sleep through most of the gap, so the submitter does
+             * not take a core from the workers. (Woken, it may land on a spinning worker's
+             * core and preempt it; pin them apart -- see submit_cpu -- to measure that out.) */
             uint64_t due = t0 + (i - st->lo) * interval, now = sched_now();
-            if (due > now + 200000) {
-                uint64_t nap = due - now - 100000;
+            if (due > now + 10000) {
+                uint64_t nap = due - now - 5000;
                 struct timespec ts = {(time_t)(nap / 1000000000u), (long)(nap % 1000000000u)};
                 nanosleep(&ts, NULL);
             }

@@ -23,6 +23,7 @@ typedef struct sched_run_params {
     int submitters;      /* outside: submitting threads */
     uint64_t interval_ns; /* outside: pace between submissions per thread (0: flat out) */
     int verify;          /* count runs per index */
+    int submit_cpu;      /* outside: pin the submitting threads to this CPU (-1: don't) */
 } sched_run_params;
 
 typedef struct sched_run_result {

@@ -27,6 +27,7 @@ cdef extern from "Python.h" nogil:
     void PyEval_RestoreThread(PyThreadState *)
     PyGILState_STATE PyGILState_Ensure()
     void PyGILState_Release(PyGILState_STATE)
+    PyThreadState *PyGILState_GetThisThreadState()
     int PyErr_CheckSignals() except -1
 
 
@@ -66,6 +67,7 @@ cdef extern from "_core.h" nogil:
         int workers
         uint32_t pool_size
         uint64_t spin_ns
+        int pin
         sched_hooks hooks
     ctypedef struct sched:
         uint64_t sleep_mask
@@ -86,7 +88,7 @@ cdef extern from "_core.h" nogil:
     sched_worker *sched_current_worker(sched *s)
     sched_job *sched_job_alloc(sched *s, sched_worker *w)
     sched_job *sched_job_alloc_wait(sched *s, sched_worker *w)
-    int sched_job_alloc_batch_wait(sched *s, sched_job **out, int n)
+    int sched_job_alloc_batch(sched *s, sched_job **out, int n)
     void sched_submit(sched *s, sched_worker *w, sched_job *job)
     void sched_job_fill(sched_job *job, sched_fn fn, void *ctx, uint32_t flags)
     void sched_word_init(sched_word_t *word, uint32_t count)
@@ -128,6 +130,7 @@ cdef extern from "_kernels.h" nogil:
         int submitters
         uint64_t interval_ns
         int verify
+        int submit_cpu
     ctypedef struct sched_run_result:
         int done
         uint64_t count
@@ -216,6 +219,7 @@ cdef void _run_python_job(sched_worker *w, sched_job *job) noexcept nogil:
     if not w.hold:
         if not st.created:
             st.gstate = PyGILState_Ensure()  # first Python job here: make a thread state
+            st.ts = PyGILState_GetThisThreadState()
             st.created = 1
         else:
             PyEval_RestoreThread(st.ts)
@@ -387,7 +391,8 @@ cdef class Scheduler:
     cdef readonly double spin_us
     cdef object __weakref__
 
-    def __cinit__(self, int workers=2, *, int pool_size=65536, double spin_us=50.0):
+    def __cinit__(self, int workers=2, *, int pool_size=65536, double spin_us=50.0,
+                  bint pin=False):
         if not 1 <= workers <= 64:
             raise ValueError(f"workers must be between 1 and 64, not {workers}")
         if pool_size < 64:
@@ -401,6 +406,7 @@ cdef class Scheduler:
         cfg.workers = workers
         cfg.pool_size = pool_size
         cfg.spin_ns = <uint64_t>(spin_us * 1000)
+        cfg.pin = pin
         cfg.hooks.thread_start = NULL
         cfg.hooks.thread_stop = _thread_stop
         cfg.hooks.release = _release_gil
@@ -441,12 +447,15 @@ cdef class Scheduler:
         cdef sched_job *job
         if w != NULL:
             return sched_job_alloc(self.s, w)
+        cdef sched *s = self.s
         if self.cache_n == 0:
-            job = sched_job_alloc(self.s, NULL)
-            if job != NULL:
+            self.cache_n = sched_job_alloc_batch(s, self.cache, OUTSIDE_CACHE)
+            if self.cache_n == 0:
+                # The pool is empty: running jobs free records, let them run. Another
+                # Python thread may use the cache meanwhile, so wait for our own record.
+                with nogil:
+                    job = sched_job_alloc_wait(s, NULL)
                 return job
-            with nogil:  # the pool is empty: running jobs free records, let them
-                self.cache_n = sched_job_alloc_batch_wait(self.s, self.cache, OUTSIDE_CACHE)
         self.cache_n -= 1
         return self.cache[self.cache_n]
 
@@ -498,7 +507,7 @@ cdef class Scheduler:
 
     def start_native(self, str kind, count=1, *, str pattern="fork", double work_us=0.0,
                      int fib_n=20, int cutoff=12, int submitters=1, double interval_us=0.0,
-                     bint verify=False):
+                     bint verify=False, int submit_cpu=-1):
         """Start a native workload and return its NativeRun at once (never blocks).
 
         kind: noop | spin (work_us each) | skew (spin, one job in eight 16x longer) |
@@ -507,6 +516,7 @@ cdef class Scheduler:
         outside (``submitters`` non-worker threads push through the mailboxes, each
         pacing its submissions ``interval_us`` apart when given).
         verify: count executions per job index (missing/duplicates in the result).
+        submit_cpu: pin the outside submitters to this CPU (latency probes).
         """
         self._check_open()
         if kind not in KERNELS:
@@ -528,6 +538,7 @@ cdef class Scheduler:
         p.submitters = submitters
         p.interval_ns = <uint64_t>(interval_us * 1000)
         p.verify = verify
+        p.submit_cpu = submit_cpu
         cdef sched_run *r
         with nogil:
             r = sched_run_start(self.s, &p)
