@@ -61,3 +61,11 @@ def latency(s: Scheduler, probes: int, interval_us: float) -> dict[str, Any]:
     s.run_native("noop", probes, pattern="outside", interval_us=interval_us, submit_cpu=cpu)
     d = metrics.delta(before, s.stats())
     return {"hot": d["latency"]["hot_summary"], "parked": d["latency"]["parked_summary"]}
+
+
+def fib_value(n: int) -> int:
+    """fib(n), to check the scheduler's answer."""
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a
