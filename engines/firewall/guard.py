@@ -51,6 +51,11 @@ RULES: dict[str, Rule] = {
         Rule("dynamic_sql", "DO blocks and function definitions, whose SQL cannot be checked"),
         Rule("copy_program", "COPY to or from a server-side program"),
         Rule("unsafe_function", "functions that run SQL elsewhere or end other sessions"),
+        Rule(
+            "string_syntax",
+            "turning standard_conforming_strings off, after which PostgreSQL would read "
+            "string literals differently from the guard",
+        ),
     ]
 }
 
@@ -71,25 +76,39 @@ _NODE_TRIGGERS = (
     '{"Drop', '{"TruncateStmt":', '{"AlterTableStmt":', '{"RenameStmt":',
     '{"AlterObjectSchemaStmt":', '{"DeleteStmt":', '{"UpdateStmt":', '{"MergeStmt":',
     '{"DoStmt":', '{"CreateFunctionStmt":', '"is_program":',
+    '{"VariableSetStmt":', '"setstmt":', '"relname":"pg_settings"',
 )  # fmt: skip
 UNSAFE_FUNCTIONS = {
     "dblink", "dblink_exec", "pg_terminate_backend", "lo_unlink", "pg_drop_replication_slot",
     "pg_replication_origin_drop", "pg_file_unlink",
 }  # fmt: skip
-_TRIGGERS = _NODE_TRIGGERS + tuple(f'"sval":"{name}"' for name in sorted(UNSAFE_FUNCTIONS))
+# The guard parses every string literal the standard way (a backslash is an ordinary
+# character), as PostgreSQL does while standard_conforming_strings is on. Were a session to
+# turn it off, `SELECT 'a\' , ' ; DROP TABLE t; --'` — two harmless strings to the guard —
+# would be one string and a DROP to the server. So nothing may turn it off: SET in every
+# form, set_config() and UPDATE pg_settings (which calls set_config).
+_STRING_SETTING = "standard_conforming_strings"
+# Only words count as "on": the verdict cache treats every digit alike (see _DIGITS_TO_ZERO),
+# so `= 1` and `= 0` must get the same verdict, and both are refused.
+_TRUE_WORDS = {"on", "true", "yes", "t", "y"}
+_SETTING_FUNCTIONS = {"set_config"}
+_TRIGGERS = _NODE_TRIGGERS + tuple(
+    f'"sval":"{name}"' for name in sorted(UNSAFE_FUNCTIONS | _SETTING_FUNCTIONS)
+)
 
 
 # Verdicts are cached under the statement's bytes with every ASCII digit turned into 0, so
-# `... WHERE aid = 4711` and `... WHERE aid = 815` share one parse (bytes.translate: ~0.2 µs,
-# a regex doing the same costs ten times that). Why that is sound: swapping one digit for
+# `... WHERE aid = 4711` and `... WHERE aid = 8150` share one parse (bytes.translate: ~0.2
+# µs; a regex doing the same cost ten times that). Why that is sound: swapping one digit for
 # another never changes how PostgreSQL's lexer splits a statement, with one exception —
 # dollar-quote tags, which must match: `$a1$ x $a2$; DROP …; $a2$ y $a1$` is one harmless
 # string, the same with every tag `$a1$` is three statements. So any text holding a `$`
 # (tags, and the $1 parameters of prepared statements, whose text repeats anyway) is
 # cached under its exact bytes. Numbers, identifiers (t1, int4), escapes and the insides of
 # literals then differ only in names and values, and no rule depends on a digit: the
-# denied function names hold none. A verdict's message names the relation, so a blocked
-# verdict is only cached under a key equal to the statement itself.
+# names rules look for hold none, and a setting is only accepted as "on" spelled as a word.
+# A verdict's message names the relation, so a blocked verdict is only cached under a key
+# equal to the statement itself.
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _DOLLAR = ord("$")
 
@@ -141,6 +160,29 @@ def _nodes(tree: Any) -> Iterator[tuple[str, dict]]:
 
 def _row_dependent(clause: Any) -> bool:
     return any(kind in _ROW_DEPENDENT for kind, _ in _nodes({"Node": clause}))
+
+
+def _turns_strings_nonstandard(setting: dict) -> bool:
+    """Whether a VariableSetStmt's fields could leave standard_conforming_strings off."""
+    if (setting.get("name") or "").lower() != _STRING_SETTING:
+        return False
+    if setting.get("kind") in {"VAR_RESET", "VAR_SET_DEFAULT"}:
+        return False
+    args = setting.get("args") or []
+    if setting.get("kind") != "VAR_SET_VALUE" or len(args) != 1:
+        return True
+    const = args[0].get("A_Const", {})
+    value = const.get("sval", {}).get("sval") if "sval" in const else const.get("ival", {})
+    if isinstance(value, dict):  # an integer constant
+        value = str(value.get("ival", 0))
+    return str(value).lower() not in _TRUE_WORDS
+
+
+def _sets_string_setting(call: dict) -> bool:
+    """set_config(name, ...) whose name is standard_conforming_strings or not a constant."""
+    args = call.get("args") or []
+    name = args[0].get("A_Const", {}).get("sval", {}).get("sval") if args else None
+    return name is None or name.lower() == _STRING_SETTING
 
 
 def _relation_name(node: dict) -> str:
@@ -286,4 +328,19 @@ class Guard:
             return "copy_program", "COPY with PROGRAM is not allowed"
         if kind == "FuncCall" and _function_name(node).lower() in UNSAFE_FUNCTIONS:
             return "unsafe_function", f"{_function_name(node)}() is not allowed"
+        return Guard._string_rule_for(kind, node)
+
+    @staticmethod
+    def _string_rule_for(kind: str, node: dict) -> tuple[str, str] | None:
+        setting = node if kind == "VariableSetStmt" else node.get("setstmt")
+        if isinstance(setting, dict) and _turns_strings_nonstandard(setting):
+            return "string_syntax", f"{_STRING_SETTING} must stay on"
+        if (
+            kind == "FuncCall"
+            and _function_name(node).lower() in _SETTING_FUNCTIONS
+            and _sets_string_setting(node)
+        ):
+            return "string_syntax", f"set_config() of {_STRING_SETTING} is not allowed"
+        if kind == "UpdateStmt" and (node.get("relation") or {}).get("relname") == "pg_settings":
+            return "string_syntax", "UPDATE of pg_settings is not allowed"
         return None

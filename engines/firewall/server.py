@@ -51,6 +51,15 @@ logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!cI")
 CONNECT_TIMEOUT = 10.0
+_STRING_SETTING = b"standard_conforming_strings\0"
+
+
+def _strings_turned_nonstandard(buffer: bytes, payload: int) -> bool:
+    """Whether the ParameterStatus whose payload starts at ``payload`` reports
+    standard_conforming_strings as anything but on (see guard.py for why that matters)."""
+    return buffer.startswith(_STRING_SETTING, payload) and not buffer.startswith(
+        b"on\0", payload + len(_STRING_SETTING)
+    )
 
 
 class ServerError(Exception):
@@ -191,6 +200,12 @@ class ServerConnection:
                         f"upstream refused login: {fields.get('M', '')}", fields.get("C", "08006")
                     )
                 elif isinstance(message, ReadyForQuery):
+                    if self.parameters.get("standard_conforming_strings", "on") != "on":
+                        raise ServerError(
+                            "the server runs with standard_conforming_strings off; the guard "
+                            "reads string literals the standard way and would misread its SQL",
+                            "0A000",
+                        )
                     self.status = message.status
                     return
                 else:
@@ -260,6 +275,9 @@ class ServerProtocol(asyncio.Protocol):
                     start = frame_end
                     client.server_ready(status)
                     client = self.client  # the client may have let the server go
+            elif kind == b"S" and _strings_turned_nonstandard(buffer, end + 5):
+                self._strings_turned_nonstandard()
+                return
             elif kind == b"E":
                 statements.failed()
                 if client is not None and client.rewrites:
@@ -281,6 +299,21 @@ class ServerProtocol(asyncio.Protocol):
         if client is not None and end > start:
             client.transport.write(buffer if end - start == size else memoryview(buffer)[start:end])
         self.buffer = buffer[end:] if end < size else b""
+
+    def _strings_turned_nonstandard(self) -> None:
+        """Something the guard let through (a function, say) turned standard_conforming_strings
+        off: from now on the server reads string literals differently from the guard, so
+        neither this connection nor its client's session may go on."""
+        logger.warning("event=nonstandard_strings pid=%s", self.server.process_id)
+        self.buffer = b""
+        client = self.client
+        self.server.close()
+        if client is not None:
+            client.fatal(
+                "42501",
+                "firewall: standard_conforming_strings was turned off, so the guard can no "
+                "longer read this session's SQL as the server does; the session is closed",
+            )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.closed = True

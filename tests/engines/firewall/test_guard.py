@@ -85,6 +85,7 @@ DESTRUCTIVE = [
         "SELECT * FROM users WHERE id = (SELECT 1 FROM (SELECT PG_TERMINATE_BACKEND(1)) x)",
         "unsafe_function",
     ),
+    ("SET standard_conforming_strings = off", "string_syntax"),
 ]
 
 BENIGN = [
@@ -272,3 +273,48 @@ def test_text_with_a_dollar_is_cached_under_its_exact_bytes(guard):
     guard.check("SELECT $2")
     guard.check("SELECT $2")
     assert guard.stats.cache_hits == 1
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET standard_conforming_strings = off",
+        "SET LOCAL standard_conforming_strings TO false",
+        "SET SESSION standard_conforming_strings = 'no'",
+        'SET "standard_conforming_strings" = 0',
+        "SET standard_conforming_strings = 1",  # digits are refused either way (cache keys)
+        "SELECT set_config('standard_conforming_strings', 'off', false)",
+        "SELECT pg_catalog.set_config('Standard_Conforming_Strings', 'off', true)",
+        "SELECT set_config(name, 'off', false) FROM my_settings",
+        "ALTER ROLE app SET standard_conforming_strings = off",
+        "ALTER DATABASE app SET standard_conforming_strings = off",
+        "ALTER SYSTEM SET standard_conforming_strings = off",
+        "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'",
+        "SELECT 1; SET standard_conforming_strings = off",
+    ],
+)
+def test_nothing_may_turn_standard_strings_off(guard, sql):
+    """With it off, the server would read `'a\\' , '...'` as one string where the guard
+    reads two: the guard would be checking different SQL from the one that runs."""
+    assert guard.check(sql).rule == "string_syntax"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SET standard_conforming_strings = on",
+        "SET standard_conforming_strings TO DEFAULT",
+        "RESET standard_conforming_strings",
+        "RESET ALL",
+        "SET work_mem = '64MB'",
+        "SELECT set_config('application_name', 'report', false)",
+        "SHOW standard_conforming_strings",
+    ],
+)
+def test_other_settings_and_turning_standard_strings_on_are_allowed(guard, sql):
+    assert guard.check(sql).allowed
+
+
+def test_numeric_setting_values_share_a_cache_key_and_a_verdict(guard):
+    assert guard.check("SET standard_conforming_strings = 1").rule == "string_syntax"
+    assert guard.check("SET standard_conforming_strings = 0").rule == "string_syntax"

@@ -167,6 +167,37 @@ def test_malformed_messages_get_an_error_and_the_proxy_lives_on(firewall, junk):
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
 
+def test_strings_stay_standard_so_the_guard_reads_sql_as_the_server_does(firewall):
+    """Were standard_conforming_strings off, this statement would be one string and a DROP
+    to the server: the firewall refuses to let it be turned off."""
+    sneaky = "SELECT 'a\\' , ' ; DROP TABLE users; --'"
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+        with pytest.raises(errors.InsufficientPrivilege, match='rule "string_syntax"'):
+            conn.execute("SET standard_conforming_strings = off")
+        with pytest.raises(errors.InsufficientPrivilege, match='rule "string_syntax"'):
+            conn.execute("SELECT set_config('standard_conforming_strings', 'off', false)")
+        assert conn.execute(sneaky).fetchone() == ("a\\", " ; DROP TABLE users; --")
+        assert conn.execute("SHOW standard_conforming_strings").fetchone() == ("on",)
+        assert conn.execute("SELECT to_regclass('users') IS NOT NULL").fetchone() == (True,)
+
+
+def test_a_session_whose_strings_turn_nonstandard_is_closed(firewall, postgres):
+    """A function the guard cannot see into turns the setting off: the server reports the
+    change and the proxy ends that session and that server connection."""
+    with psycopg.connect(postgres[0].dsn(), autocommit=True) as admin:
+        admin.execute(
+            "CREATE OR REPLACE FUNCTION nonstandard_strings() RETURNS text LANGUAGE sql AS "
+            "$$ SELECT set_config('standard_conforming_strings', 'off', false) $$"
+        )
+    conn = psycopg.connect(firewall.dsn(), autocommit=True)
+    with pytest.raises(psycopg.Error, match="standard_conforming_strings was turned off"):
+        conn.execute("SELECT nonstandard_strings()")
+    assert conn.closed
+    for _ in range(5):  # no server connection with the setting off is ever lent again
+        with psycopg.connect(firewall.dsn(), autocommit=True) as fresh:
+            assert fresh.execute("SHOW standard_conforming_strings").fetchone() == ("on",)
+
+
 def test_server_killed_mid_query_errors_the_client_and_the_pool_heals(firewall, postgres):
     victim = psycopg.connect(firewall.dsn(), autocommit=True)
     result: dict[str, Exception] = {}
