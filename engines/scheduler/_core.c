@@ -491,7 +491,11 @@ static void *worker_main(void *arg) {
         sched_job *job = find_local(w);
         if (!job) {
             release_hold(w);
-            job = search(w);
+            /* One round of stealing before registering as a searcher: a worker that keeps
+             * finding work this way (the thief of a fork loop) never touches the shared
+             * `searching` counter, which every submitter reads. */
+            job = steal_round(w);
+            if (!job) job = search(w);
         }
         if (job) {
             run_job(w, job);

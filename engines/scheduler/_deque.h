@@ -57,7 +57,7 @@ static inline struct sched_job *deque_take(sched_deque *q) {
      * the algorithm. Paired with the seq_cst fence in steal (between its load of top and of
      * bottom), it guarantees that the owner and a thief racing for the last job cannot both
      * miss each other's update: at least one sees the other and the CAS on top decides. */
-    atomic_thread_fence(memory_order_seq_cst);
+    sched_fence_seq_cst();
     t = LOAD_RLX(&q->top);
 #endif
     struct sched_job *job;
@@ -91,7 +91,7 @@ static inline struct sched_job *deque_steal(sched_deque *q) {
      * above it; the seq_cst fence pairs with take's fence (see there); bottom is loaded with
      * acquire to synchronise with push's release fence, making the job record visible. */
     t = LOAD_ACQ(&q->top);
-    atomic_thread_fence(memory_order_seq_cst);
+    sched_fence_seq_cst();
     b = LOAD_ACQ(&q->bottom);
 #endif
     if (t >= b) return SCHED_DEQUE_EMPTY;
