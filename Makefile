@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 DEV    := DJANGO_DEBUG=1
 
-.PHONY: setup run test test-fast lint format bench build clean
+.PHONY: setup run test test-fast lint format bench build clean tsan
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -44,6 +44,15 @@ format: $(VENV)/.installed
 
 bench: setup
 	@for script in bench/*.py; do [ -e "$$script" ] && $(PY) "$$script"; done; true
+
+# The scheduler's C core under ThreadSanitizer (tests/engines/scheduler runs it too).
+SCHED := engines/scheduler
+tsan:
+	mkdir -p build
+	gcc -std=gnu11 -O1 -g -fsanitize=thread -DSCHED_TSAN -I$(SCHED) \
+		tests/engines/scheduler/stress.c $(SCHED)/_core.c $(SCHED)/_kernels.c \
+		-o build/sched-stress-tsan -lpthread
+	build/sched-stress-tsan 4 100000
 
 clean:
 	rm -rf build staticfiles .run .pytest_cache
