@@ -54,6 +54,7 @@ cheap: a few µs per worker, no locks, no GIL hand-over to the workers).
 from __future__ import annotations
 
 import atexit
+import os
 
 from ._scheduler import (
     KERNELS,
@@ -62,12 +63,14 @@ from ._scheduler import (
     Future,
     NativeRun,
     Scheduler,
+    _after_fork_in_child,
     _shutdown_all,
 )
 from .errors import JobCancelled, SchedulerClosed, SchedulerError, UnknownKernel
 
 # Worker threads must not outlive the interpreter: stop them before finalization.
 atexit.register(_shutdown_all)
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 __all__ = [
     "KERNELS",

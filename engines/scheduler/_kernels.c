@@ -280,6 +280,8 @@ int sched_run_wait(sched_run *r, int64_t timeout_ns) {
     return sched_wait_word(&r->done_word, timeout_ns);
 }
 
+_Atomic uint32_t *sched_run_done_word(sched_run *r) { return &r->done_word; }
+
 void sched_run_cancel(sched_run *r) { STORE_RLX(&r->cancel, 1); }
 
 void sched_run_result_get(sched_run *r, sched_run_result *out) {

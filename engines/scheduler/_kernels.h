@@ -42,6 +42,7 @@ typedef struct sched_run sched_run;
 /* NULL on failure (errno). The run holds two references: the caller's and its own. */
 sched_run *sched_run_start(sched *s, const sched_run_params *p);
 int sched_run_wait(sched_run *r, int64_t timeout_ns); /* 1 when done */
+_Atomic uint32_t *sched_run_done_word(sched_run *r);  /* for sched_help_until on a worker */
 void sched_run_cancel(sched_run *r);
 void sched_run_result_get(sched_run *r, sched_run_result *out);
 void sched_run_release(sched_run *r); /* drop the caller's reference */

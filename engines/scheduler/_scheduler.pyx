@@ -144,6 +144,7 @@ cdef extern from "_kernels.h" nogil:
         pass
     sched_run *sched_run_start(sched *s, const sched_run_params *p)
     int sched_run_wait(sched_run *r, int64_t timeout_ns)
+    sched_word_t *sched_run_done_word(sched_run *r)
     void sched_run_cancel(sched_run *r)
     void sched_run_result_get(sched_run *r, sched_run_result *out)
     void sched_run_release(sched_run *r)
@@ -317,10 +318,21 @@ cdef class NativeRun:
         return bool(res.done)
 
     def wait(self, timeout=None):
-        """Block until the run completes; False if ``timeout`` seconds passed first."""
+        """Block until the run completes; False if ``timeout`` seconds passed first.
+        Inside a job of the same scheduler it runs other jobs meanwhile (and ignores
+        ``timeout``): a worker that only slept could be the one the run needs."""
         cdef int64_t left = -1 if timeout is None else <int64_t>(float(timeout) * 1e9)
         cdef int64_t slice_ns
         cdef int ok = 0
+        cdef int hold
+        cdef sched_worker *w = sched_current_worker(self._sched.s)
+        if w != NULL:
+            hold = w.hold
+            w.hold = 0
+            with nogil:
+                sched_help_until(w, sched_run_done_word(self._run))
+            w.hold = hold
+            return True
         while True:
             slice_ns = SIGNAL_SLICE_NS if left < 0 or left > SIGNAL_SLICE_NS else left
             with nogil:
@@ -378,12 +390,21 @@ def _shutdown_all():
         s.shutdown(wait=True, cancel_pending=True)
 
 
+def _after_fork_in_child():
+    """A forked child has none of the parent's worker threads: its schedulers are dead.
+    Their memory is abandoned (a lock in it may be held by a thread that is gone)."""
+    for s in list(_live):
+        (<Scheduler>s)._abandon()
+    _live.clear()
+
+
 cdef class Scheduler:
     """A pool of ``workers`` threads with work-stealing deques; see the package docstring."""
 
     cdef sched *s
     cdef pystate *states
     cdef bint _closed
+    cdef bint _forked
     cdef sched_job *cache[OUTSIDE_CACHE]
     cdef int cache_n
     cdef readonly int workers
@@ -438,8 +459,18 @@ cdef class Scheduler:
         return self._closed
 
     cdef _check_open(self):
+        if self._forked:
+            raise SchedulerClosed("this scheduler belongs to the parent process (fork); "
+                                  "start a new one in the child")
         if self._closed:
             raise SchedulerClosed("the scheduler is shut down; start a new one")
+
+    cdef _abandon(self):
+        self._closed = True
+        self._forked = True
+        self.s = NULL
+        self.states = NULL
+        self.cache_n = 0
 
     cdef sched_job *_record(self, sched_worker *w):
         """A job record: from the worker's cache on a worker, else from a small GIL-guarded
@@ -559,6 +590,7 @@ cdef class Scheduler:
         """Figures of every worker, cheap and safe while running; shape in the package
         docstring. Counters are cumulative since the scheduler started."""
         if self.s == NULL:
+            self._check_open()
             raise SchedulerClosed("the scheduler is shut down; its figures are gone")
         cdef sched *s = self.s
         cdef sched_worker *w

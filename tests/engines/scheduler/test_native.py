@@ -89,3 +89,12 @@ def test_unknown_kernel_and_pattern_are_refused(sched):
         sched.start_native("noop", 10, pattern="scatter")
     with pytest.raises(ValueError, match="count"):
         sched.start_native("noop", -1)
+
+
+def test_a_job_can_wait_for_a_native_run_on_a_single_worker():
+    with Scheduler(workers=1) as s:
+
+        def job():
+            return s.run_native("noop", 10_000, pattern="split", verify=True)["missing"]
+
+        assert s.submit(job).result(timeout=60) == 0

@@ -97,3 +97,30 @@ def test_interpreter_exit_with_work_in_flight_does_not_hang():
     )
     assert proc.returncode == 0, proc.stderr
     assert "exiting" in proc.stdout
+
+
+FORK_SCRIPT = """
+import os
+from engines.scheduler import Scheduler, SchedulerClosed
+s = Scheduler(workers=2)
+assert s.submit(abs, -1).result() == 1
+pid = os.fork()
+if pid == 0:
+    try:
+        s.submit(abs, -2)
+    except SchedulerClosed as exc:
+        os._exit(0 if "fork" in str(exc) else 3)
+    os._exit(4)
+_, status = os.waitpid(pid, 0)
+assert os.waitstatus_to_exitcode(status) == 0, status
+assert s.submit(abs, -3).result() == 3
+print("ok", flush=True)
+"""
+
+
+def test_a_forked_child_gets_a_clear_error_not_a_hang():
+    proc = subprocess.run(
+        [sys.executable, "-c", FORK_SCRIPT], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ok" in proc.stdout
