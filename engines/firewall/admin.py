@@ -52,8 +52,8 @@ def answer(proxy: FirewallProxy, command: str) -> bytes:
     words = command.strip().rstrip(";").upper().split()
     stats = stats_snapshot(proxy)
     if words == ["SHOW", "POOLS"]:
-        columns = ["database", "mode", "size", "active", "idle", "connecting", "waiting_clients",
-                   "acquired", "timeouts", "connects", "discarded"]  # fmt: skip
+        columns = ["database", "user", "mode", "size", "active", "idle", "connecting",
+                   "waiting_clients", "acquired", "timeouts", "connects", "discarded"]  # fmt: skip
         return _result(columns, [[pool[c] for c in columns] for pool in stats["pools"]], "SHOW")
     if words == ["SHOW", "STATS"]:
         latency = stats["latency"]

@@ -18,6 +18,9 @@ plaintext password per user), guard rules and exempt roles, and pool limits::
     pool_size = 20
     min_pool_size = 2
 
+    [databases.demo.users.reporting]    # this user's own pool, with its own limits
+    pool_size = 4
+
     [guard]
     rules = ["drop", "truncate", "alter_table", "delete_without_where"]
     exempt_roles = ["owner"]
@@ -78,8 +81,22 @@ class Upstream:
 
 
 @dataclass(frozen=True)
+class PoolLimits:
+    """How many server connections one (database, user) pool may hold and keeps open."""
+
+    pool_size: int
+    min_pool_size: int = 0
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
-    """One database clients may ask for, and the limits of its server pool."""
+    """One database clients may ask for, and the limits of its server pools.
+
+    Every client user gets a pool of their own in each database (as in PgBouncer), so one
+    user's load cannot take every connection from another's; ``pool_size`` and
+    ``min_pool_size`` are each pool's limits unless ``user_limits`` names the user. All
+    pools log in to the server as the upstream URL's user.
+    """
 
     name: str
     upstream: Upstream
@@ -89,6 +106,10 @@ class DatabaseConfig:
     server_idle_timeout: float = 600.0  # close a warm server connection idle this long
     server_lifetime: float = 3600.0  # and any server connection this old, once released
     query_wait_timeout: float = 10.0  # a client waits this long for a server, then errors
+    user_limits: dict[str, PoolLimits] = field(default_factory=dict)
+
+    def limits_for(self, user: str) -> PoolLimits:
+        return self.user_limits.get(user) or PoolLimits(self.pool_size, self.min_pool_size)
 
 
 @dataclass(frozen=True)
@@ -134,19 +155,33 @@ def _database(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> Datab
     mode = settings.get("pool_mode", "transaction")
     if mode not in POOL_MODES:
         raise ConfigError(f"pool_mode must be one of {POOL_MODES}, got {mode!r}")
-    size = _positive(settings.get("pool_size", 20), f"{name}.pool_size")
-    minimum = _positive(settings.get("min_pool_size", 0), f"{name}.min_pool_size", allow_zero=True)
-    if minimum > size:
-        raise ConfigError(f"{name}: min_pool_size ({minimum}) exceeds pool_size ({size})")
+    size, minimum = _limits(settings, name)
+    user_limits = {}
+    for user, raw_limits in (raw.get("users") or {}).items():
+        if not isinstance(raw_limits, dict):
+            raise ConfigError(f"{name}.users.{user} must be a table of pool limits")
+        unknown = set(raw_limits) - {"pool_size", "min_pool_size"}
+        if unknown:
+            raise ConfigError(f"{name}.users.{user}: unknown settings {sorted(unknown)}")
+        limits = {"pool_size": size, "min_pool_size": 0, **raw_limits}
+        user_limits[user] = PoolLimits(*_limits(limits, f"{name}.users.{user}"))
     timeouts = {
         key: float(_positive(settings[key], f"{name}.{key}"))
         for key in ("server_idle_timeout", "server_lifetime", "query_wait_timeout")
         if key in settings
     }
     return DatabaseConfig(
-        name=name, upstream=Upstream.from_url(settings["upstream"]), pool_size=int(size),
-        min_pool_size=int(minimum), pool_mode=mode, **timeouts,
+        name=name, upstream=Upstream.from_url(settings["upstream"]), pool_size=size,
+        min_pool_size=minimum, pool_mode=mode, user_limits=user_limits, **timeouts,
     )  # fmt: skip
+
+
+def _limits(settings: dict[str, Any], where: str) -> tuple[int, int]:
+    size = _positive(settings.get("pool_size", 20), f"{where}.pool_size")
+    minimum = _positive(settings.get("min_pool_size", 0), f"{where}.min_pool_size", allow_zero=True)
+    if minimum > size:
+        raise ConfigError(f"{where}: min_pool_size ({minimum}) exceeds pool_size ({size})")
+    return int(size), int(minimum)
 
 
 def load_config(
@@ -179,6 +214,14 @@ def load_config(
     if not databases:
         raise ConfigError("no database to proxy: give --upstream or a [databases.NAME] section")
 
+    users = dict(raw.get("users", {}))
+    for database in databases.values():
+        strangers = set(database.user_limits) - set(users) if users else set()
+        if strangers:
+            raise ConfigError(
+                f"{database.name}.users names {sorted(strangers)}, not in the [users] list"
+            )
+
     listen = parse_address(overrides.get("listen") or raw.get("listen", "127.0.0.1:6432"), "listen")
     metrics = overrides.get("metrics_listen") or raw.get("metrics_listen")
     metrics_host, metrics_port = (
@@ -193,7 +236,7 @@ def load_config(
     return ProxyConfig(
         listen_host=listen[0], listen_port=listen[1],
         metrics_host=metrics_host, metrics_port=metrics_port,
-        databases=databases, users=dict(raw.get("users", {})), rules=rules,
+        databases=databases, users=users, rules=rules,
         exempt_roles=frozenset(guard.get("exempt_roles", ())),
         max_client_connections=int(raw.get("max_client_connections", 1000)),
         tls_cert=overrides.get("tls_cert") or tls.get("cert"),

@@ -89,10 +89,11 @@ def stats_snapshot(proxy: FirewallProxy) -> dict[str, Any]:
         "login_failures": proxy.login_failures,
         "pools": [
             {
-                "database": name,
+                "database": database,
+                "user": user,
                 "mode": pool.database.pool_mode,
-                "size": pool.database.pool_size,
-                "min_size": pool.database.min_pool_size,
+                "size": pool.pool_size,
+                "min_size": pool.min_pool_size,
                 "active": len(pool.active),
                 "idle": len(pool.idle),
                 "connecting": pool.connecting,
@@ -105,7 +106,7 @@ def stats_snapshot(proxy: FirewallProxy) -> dict[str, Any]:
                 "connect_failures": pool.stats.connect_failures,
                 "discarded": pool.stats.discarded,
             }
-            for name, pool in proxy.pools.items()
+            for (database, user), pool in sorted(proxy.pools.items())
         ],
         "guard": {
             "checked": guard.checked,
@@ -116,6 +117,11 @@ def stats_snapshot(proxy: FirewallProxy) -> dict[str, Any]:
         },
         "latency": proxy.latency.snapshot(),
     }
+
+
+def _label(value: str) -> str:
+    """A Prometheus label value: backslash, double quote and newline escaped."""
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def prometheus_text(proxy: FirewallProxy) -> str:
@@ -138,7 +144,9 @@ def prometheus_text(proxy: FirewallProxy) -> str:
         metric = f"firewall_pool_{key}" + ("_total" if kind == "counter" else "")
         lines.append(f"# TYPE {metric} {kind}")
         lines += [
-            f'{metric}{{database="{pool["database"]}"}} {pool[key]}' for pool in stats["pools"]
+            f'{metric}{{database="{_label(pool["database"])}",user="{_label(pool["user"])}"}} '
+            f"{pool[key]}"
+            for pool in stats["pools"]
         ]
     lines += [
         "# TYPE firewall_statements_checked_total counter",

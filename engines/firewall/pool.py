@@ -1,4 +1,4 @@
-"""A pool of warm server connections for one database.
+"""A pool of warm server connections for one client user in one database.
 
 Clients borrow a connection for a transaction (transaction pooling) or for their whole
 session (session pooling) and give it back; a connection goes back only when PostgreSQL
@@ -41,10 +41,14 @@ class PoolStats:
 
 
 class Pool:
-    """Server connections for one database, at most ``pool_size`` of them."""
+    """Server connections for one client user in one database, at most ``pool_size``."""
 
-    def __init__(self, database: DatabaseConfig) -> None:
+    def __init__(self, database: DatabaseConfig, user: str) -> None:
         self.database = database
+        self.user = user
+        limits = database.limits_for(user)
+        self.pool_size = limits.pool_size
+        self.min_pool_size = limits.min_pool_size
         self.idle: deque[ServerConnection] = deque()
         self.active: set[ServerConnection] = set()
         self.connecting = 0
@@ -85,7 +89,7 @@ class Pool:
         server = self.try_acquire()
         if server is not None:
             return server
-        if self.total < self.database.pool_size:
+        if self.total < self.pool_size:
             return self._lend(await self._connect())
         waiter: asyncio.Future[ServerConnection] = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
@@ -98,7 +102,7 @@ class Pool:
             self.stats.timeouts += 1
             raise PoolTimeout(
                 f"no server connection free within {self.database.query_wait_timeout:g} s "
-                f"(pool_size {self.database.pool_size}, all busy)"
+                f"(user {self.user}'s pool_size {self.pool_size}, all busy)"
             ) from None
         finally:
             self.stats.wait_seconds += time.monotonic() - started
@@ -152,7 +156,7 @@ class Pool:
 
     def _fill_waiter_slot(self) -> None:
         """A discarded connection frees a slot: open a fresh one for the first waiter."""
-        if self.waiters and self.total < self.database.pool_size:
+        if self.waiters and self.total < self.pool_size:
             asyncio.get_running_loop().create_task(self._connect_for_waiter())
 
     async def _connect_for_waiter(self) -> None:
@@ -180,7 +184,7 @@ class Pool:
             for server in list(self.idle):
                 if self._expired(server, now):
                     self._discard(server)
-            while self.total < self.database.min_pool_size:
+            while self.total < self.min_pool_size:
                 try:
                     server = await self._connect()
                 except ServerError as exc:

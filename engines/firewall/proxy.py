@@ -1,6 +1,6 @@
 """The firewall proxy: listens for PostgreSQL clients, logs them in, hands them to pools.
 
-One ``FirewallProxy`` owns the listening socket, a pool per configured database, the guard,
+One ``FirewallProxy`` owns the listening socket, a pool per database and user, the guard,
 and the table of sessions that CancelRequests are routed through: a client cancels with the
 key the proxy gave it, and the proxy cancels on the server connection that client holds at
 that moment, never another client's query.
@@ -64,7 +64,11 @@ class FirewallProxy:
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
         self.guard = Guard(rules=config.rules, exempt_roles=config.exempt_roles)
-        self.pools = {name: Pool(database) for name, database in config.databases.items()}
+        # One pool per (database, client user), made at first login; the upstream's own user
+        # and every user with limits of their own get theirs at start, so min_pool_size holds
+        # before the first client.
+        self.pools: dict[tuple[str, str], Pool] = {}
+        self.started = False
         self.sessions: dict[tuple[int, bytes], ClientSession] = {}
         self.verifiers = self._verifiers(config)
         self.logins = 0
@@ -98,15 +102,17 @@ class FirewallProxy:
             self.config.listen_port,
             limit=self.max_message_size,
         )
-        for pool in self.pools.values():
-            pool.start()
+        self.started = True
+        for database in self.config.databases.values():
+            for user in {database.upstream.user, *database.user_limits}:
+                self.pool_for(database.name, user)
         if self.config.metrics_port is not None:
             self.metrics_server = await serve_metrics(
                 self, self.config.metrics_host or "127.0.0.1", self.config.metrics_port
             )
         logger.info(
             "event=listening host=%s port=%s databases=%s",
-            self.config.listen_host, self.port, ",".join(self.pools),
+            self.config.listen_host, self.port, ",".join(self.config.databases),
         )  # fmt: skip
 
     @property
@@ -125,6 +131,15 @@ class FirewallProxy:
             pool.close()
         if self.server is not None:
             await self.server.wait_closed()
+
+    def pool_for(self, database: str, user: str) -> Pool:
+        """The pool of ``user`` in ``database`` (a configured one), made on first use."""
+        pool = self.pools.get((database, user))
+        if pool is None:
+            pool = self.pools[database, user] = Pool(self.config.databases[database], user)
+            if self.started:
+                pool.start()
+        return pool
 
     def forget(self, session: ClientSession) -> None:
         self.sessions.pop(session.key, None)
@@ -203,7 +218,7 @@ class FirewallProxy:
             )
         user = packet.parameters.get("user", "")
         database = packet.parameters.get("database") or user
-        if database == ADMIN_DATABASE and database not in self.pools:
+        if database == ADMIN_DATABASE and database not in self.config.databases:
             await self._authenticate(reader, writer, parser, user)
             out = [AuthenticationOk().encode()]
             out += [
@@ -214,10 +229,10 @@ class FirewallProxy:
             )
             self.logins += 1
             return AdminSession(self, writer.transport)  # type: ignore[arg-type]
-        pool = self.pools.get(database)
-        if pool is None:
+        if database not in self.config.databases:
             raise LoginFailed("3D000", f'database "{database}" is not served by this firewall')
         await self._authenticate(reader, writer, parser, user)
+        pool = self.pool_for(database, user)
         if not pool.parameters:
             try:  # learn the server's parameters (and check it is reachable) once
                 pool.release(await pool.acquire())

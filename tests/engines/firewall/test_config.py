@@ -103,3 +103,40 @@ def test_bad_files_are_explained(tmp_path):
     )
     with pytest.raises(ConfigError, match="exceeds pool_size"):
         load_config(small)
+
+
+def test_users_get_pool_limits_of_their_own(tmp_path):
+    path = tmp_path / "firewall.toml"
+    path.write_text(
+        """
+pool_size = 10
+min_pool_size = 2
+[users]
+alice = "a"
+bob = "b"
+[databases.shop]
+upstream = "postgresql://shop:pw@127.0.0.1:5432/shop"
+[databases.shop.users.alice]
+pool_size = 3
+"""
+    )
+    shop = load_config(path).databases["shop"]
+    assert (shop.limits_for("alice").pool_size, shop.limits_for("alice").min_pool_size) == (3, 0)
+    assert (shop.limits_for("bob").pool_size, shop.limits_for("bob").min_pool_size) == (10, 2)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ("[databases.d.users.alice]\npool_size = 0\n", "d.users.alice.pool_size must be"),
+        ("[databases.d.users.alice]\nmin_pool_size = 30\n", "exceeds pool_size"),
+        ("[databases.d.users.alice]\nmax = 3\n", "unknown settings"),
+        ("[databases.d.users]\nalice = 3\n", "must be a table"),
+        ('[users]\nbob = "b"\n[databases.d.users.alice]\npool_size = 1\n', "not in the"),
+    ],
+)
+def test_bad_user_limits_are_explained(tmp_path, section, message):
+    path = tmp_path / "firewall.toml"
+    path.write_text('[databases.d]\nupstream = "postgresql://u@h/d"\n' + section)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)

@@ -4,17 +4,21 @@ a client vanishing mid-transaction, an exhausted pool, a cancel."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import threading
 import time
+import urllib.request
 
 import asyncpg
 import psycopg
 import pytest
 from psycopg import errors
+
+from portfolio.stack import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -255,6 +259,41 @@ def test_exhausted_pool_queues_then_fails_clearly(start_firewall):
     holder.close()
 
 
+def test_each_user_has_a_pool_of_their_own(start_firewall):
+    """alice's pool is full (size 1, held by an open transaction): her next client queues
+    and gives up, while bob, in the same database, is served from his own pool."""
+    proxy = start_firewall(
+        "--metrics-listen", f"127.0.0.1:{(metrics := free_port())}",
+        config="""
+[users]
+alice = "alice-secret"
+bob = "bob-secret"
+[databases.postgres]
+upstream = "{upstream}"
+pool_size = 3
+query_wait_timeout = 1
+[databases.postgres.users.alice]
+pool_size = 1
+""",
+    )  # fmt: skip
+    holder = psycopg.connect(proxy.dsn("alice", "alice-secret"))
+    holder.execute("SELECT 1")  # a transaction stays open: alice's one connection is taken
+    with (
+        pytest.raises(psycopg.OperationalError, match="alice's pool_size 1"),
+        psycopg.connect(proxy.dsn("alice", "alice-secret"), autocommit=True) as waiting,
+    ):
+        waiting.execute("SELECT 1")
+    with psycopg.connect(proxy.dsn("bob", "bob-secret"), autocommit=True) as bob:
+        assert bob.execute("SELECT 1").fetchone() == (1,)
+    holder.rollback()
+    holder.close()
+    url = f"http://127.0.0.1:{metrics}/stats.json"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        pools = {pool["user"]: pool for pool in json.load(response)["pools"]}
+    assert (pools["alice"]["size"], pools["alice"]["timeouts"]) == (1, 1)
+    assert (pools["bob"]["size"], pools["bob"]["timeouts"]) == (3, 0)
+
+
 def test_cancel_reaches_the_right_query(firewall):
     conn = psycopg.connect(firewall.dsn(), autocommit=True)
     bystander = psycopg.connect(firewall.dsn(), autocommit=True)
@@ -310,11 +349,6 @@ def test_clients_sharing_one_server_keep_their_own_prepared_statements(start_fir
 
 
 def test_metrics_count_what_happened(start_firewall):
-    import json
-    import urllib.request
-
-    from portfolio.stack import free_port
-
     metrics_port = free_port()
     firewall = start_firewall("--metrics-listen", f"127.0.0.1:{metrics_port}")
     with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
@@ -379,8 +413,9 @@ def test_admin_console_shows_pools_stats_and_rules(firewall):
         timeout=30,
     )
     assert pools.returncode == 0, pools.stderr
-    assert "database|mode|size|active|idle" in pools.stdout
-    assert "postgres|transaction|20|" in pools.stdout
+    assert "database|user|mode|size|active|idle" in pools.stdout
+    user = firewall.dsn().split("//")[1].split(":")[0]
+    assert f"postgres|{user}|transaction|20|" in pools.stdout
     rules = subprocess.run(
         ["psql", console, "-X", "-A", "-t", "-c", "SHOW RULES"],
         capture_output=True,
