@@ -1,1 +1,2 @@
-"""The blog app: markdown posts authored in the admin (see issue 5); for now, the renderer."""
+"""The blog app: markdown posts, tags and series authored in the admin, and the pages, feeds
+and sitemaps that publish them; its renderer (``blog.rendering``) serves the whole site."""

@@ -37,11 +37,21 @@ def _page(request: HttpRequest, posts: QuerySet[Post]):
         raise Http404(str(exc)) from exc
 
 
+def _listing(request: HttpRequest, posts: QuerySet[Post], **context: Any) -> dict[str, Any]:
+    """Context of a paginated list; pages after the first are their own canonical URL."""
+    page = _page(request, posts)
+    context["page_obj"] = page
+    if page.number > 1:
+        base = settings.SITE_URL or f"{request.scheme}://{request.get_host()}"
+        context["canonical_url"] = f"{base}{request.path}?page={page.number}"
+    return context
+
+
 def post_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "blog/post_list.html",
-        {"page_obj": _page(request, Post.objects.published()), "heading": "Blog"},
+        _listing(request, Post.objects.published(), heading="Blog"),
     )
 
 
@@ -100,11 +110,12 @@ def tag_detail(request: HttpRequest, slug: str) -> HttpResponse:
     return render(
         request,
         "blog/post_list.html",
-        {
-            "tag": tag,
-            "heading": f"Posts tagged “{tag.name}”",
-            "page_obj": _page(request, Post.objects.published().filter(tags=tag)),
-        },
+        _listing(
+            request,
+            Post.objects.published().filter(tags=tag),
+            tag=tag,
+            heading=f"Posts tagged “{tag.name}”",
+        ),
     )
 
 
@@ -135,7 +146,7 @@ def archive_year(request: HttpRequest, year: int) -> HttpResponse:
     return render(
         request,
         "blog/post_list.html",
-        {"year": year, "heading": f"Posts from {year}", "page_obj": _page(request, posts)},
+        _listing(request, posts, year=year, heading=f"Posts from {year}"),
     )
 
 

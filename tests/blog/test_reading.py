@@ -94,6 +94,8 @@ def test_list_is_paginated_newest_first(client, make_post):
     assert 'rel="next" href="?page=2"' in first
     second = client.get("/blog/?page=2").content.decode()
     assert f"Numbered {PAGE_SIZE:02d}" in second
+    assert '<link rel="canonical" href="http://testserver/blog/?page=2">' in second
+    assert '<link rel="canonical" href="http://testserver/blog/">' in first
     assert client.get("/blog/?page=99").status_code == 404
     assert client.get("/blog/?page=abc").status_code == 404
 
