@@ -53,8 +53,8 @@ RULES: dict[str, Rule] = {
         Rule("unsafe_function", "functions that run SQL elsewhere or end other sessions"),
         Rule(
             "string_syntax",
-            "turning standard_conforming_strings off, after which PostgreSQL would read "
-            "string literals differently from the guard",
+            "turning standard_conforming_strings off or client_encoding away from UTF8, after "
+            "which PostgreSQL would read string literals differently from the guard",
         ),
     ]
 }
@@ -82,15 +82,23 @@ UNSAFE_FUNCTIONS = {
     "dblink", "dblink_exec", "pg_terminate_backend", "lo_unlink", "pg_drop_replication_slot",
     "pg_replication_origin_drop", "pg_file_unlink",
 }  # fmt: skip
-# The guard parses every string literal the standard way (a backslash is an ordinary
-# character), as PostgreSQL does while standard_conforming_strings is on. Were a session to
-# turn it off, `SELECT 'a\' , ' ; DROP TABLE t; --'` — two harmless strings to the guard —
-# would be one string and a DROP to the server. So nothing may turn it off: SET in every
-# form, set_config() and UPDATE pg_settings (which calls set_config).
-_STRING_SETTING = "standard_conforming_strings"
-# Only words count as "on": the verdict cache treats every digit alike (see _DIGITS_TO_ZERO),
-# so `= 1` and `= 0` must get the same verdict, and both are refused.
-_TRUE_WORDS = {"on", "true", "yes", "t", "y"}
+# The guard reads SQL as PostgreSQL does only while two settings keep safe values, so
+# nothing may change them (SET in every form, set_config(), UPDATE pg_settings, which calls
+# set_config):
+# - standard_conforming_strings on: the guard reads a backslash in '...' as an ordinary
+#   character. Were it off, `SELECT 'a\' , ' ; DROP TABLE t; --'` — two harmless strings to
+#   the guard — would be one string and a DROP to the server.
+# - client_encoding UTF8: the guard decodes UTF-8. In a client-only encoding (BIG5, GBK,
+#   SJIS…) a multibyte character may end in the byte of a backslash or quote: the UTF-8
+#   bytes E4 B8 AD 5C read in BIG5 are two characters, no backslash, so `E'中\' ; DROP …'`
+#   would be a string and a DROP to the server where the guard reads one string.
+# Values are compared cleaned as PostgreSQL cleans encoding names (case and punctuation
+# dropped) and with digits read as 0, like the verdict cache (see _DIGITS_TO_ZERO): `= 1`
+# and `= 0` then get one verdict — refused, since only words count as "on".
+_SAFE_SETTING_VALUES = {
+    "standard_conforming_strings": {"on", "true", "yes", "t", "y"},
+    "client_encoding": {"utf0", "unicode"},  # UTF8, utf-8, Unicode
+}
 _SETTING_FUNCTIONS = {"set_config"}
 _TRIGGERS = _NODE_TRIGGERS + tuple(
     f'"sval":"{name}"' for name in sorted(UNSAFE_FUNCTIONS | _SETTING_FUNCTIONS)
@@ -110,6 +118,7 @@ _TRIGGERS = _NODE_TRIGGERS + tuple(
 # A verdict's message names the relation, so a blocked verdict is only cached under a key
 # equal to the statement itself.
 _DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_DIGITS_TO_ZERO_TEXT = str.maketrans("123456789", "000000000")
 _DOLLAR = ord("$")
 
 
@@ -162,27 +171,30 @@ def _row_dependent(clause: Any) -> bool:
     return any(kind in _ROW_DEPENDENT for kind, _ in _nodes({"Node": clause}))
 
 
-def _turns_strings_nonstandard(setting: dict) -> bool:
-    """Whether a VariableSetStmt's fields could leave standard_conforming_strings off."""
-    if (setting.get("name") or "").lower() != _STRING_SETTING:
-        return False
-    if setting.get("kind") in {"VAR_RESET", "VAR_SET_DEFAULT"}:
-        return False
+def _clean(value: object) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(value).lower()).translate(_DIGITS_TO_ZERO_TEXT)
+
+
+def _unsafe_setting(setting: dict) -> str | None:
+    """The setting a VariableSetStmt's fields would give an unsafe value, if any."""
+    name = (setting.get("name") or "").lower()
+    if name not in _SAFE_SETTING_VALUES or setting.get("kind") in {"VAR_RESET", "VAR_SET_DEFAULT"}:
+        return None
     args = setting.get("args") or []
     if setting.get("kind") != "VAR_SET_VALUE" or len(args) != 1:
-        return True
+        return name
     const = args[0].get("A_Const", {})
-    value = const.get("sval", {}).get("sval") if "sval" in const else const.get("ival", {})
-    if isinstance(value, dict):  # an integer constant
-        value = str(value.get("ival", 0))
-    return str(value).lower() not in _TRUE_WORDS
+    value = const["sval"].get("sval") if "sval" in const else const.get("ival", {}).get("ival")
+    return None if _clean(value) in _SAFE_SETTING_VALUES[name] else name
 
 
-def _sets_string_setting(call: dict) -> bool:
-    """set_config(name, ...) whose name is standard_conforming_strings or not a constant."""
+def _set_config_of_unsafe_setting(call: dict) -> str | None:
+    """set_config(name, ...) of a guarded setting (or of a name that is not a constant)."""
     args = call.get("args") or []
     name = args[0].get("A_Const", {}).get("sval", {}).get("sval") if args else None
-    return name is None or name.lower() == _STRING_SETTING
+    if name is None:
+        return "a setting named by an expression"
+    return name.lower() if name.lower() in _SAFE_SETTING_VALUES else None
 
 
 def _relation_name(node: dict) -> str:
@@ -333,14 +345,14 @@ class Guard:
     @staticmethod
     def _string_rule_for(kind: str, node: dict) -> tuple[str, str] | None:
         setting = node if kind == "VariableSetStmt" else node.get("setstmt")
-        if isinstance(setting, dict) and _turns_strings_nonstandard(setting):
-            return "string_syntax", f"{_STRING_SETTING} must stay on"
-        if (
-            kind == "FuncCall"
-            and _function_name(node).lower() in _SETTING_FUNCTIONS
-            and _sets_string_setting(node)
-        ):
-            return "string_syntax", f"set_config() of {_STRING_SETTING} is not allowed"
+        name = _unsafe_setting(setting) if isinstance(setting, dict) else None
+        if name is not None:
+            safe = "on" if name == "standard_conforming_strings" else "UTF8"
+            return "string_syntax", f"{name} must stay {safe}"
+        if kind == "FuncCall" and _function_name(node).lower() in _SETTING_FUNCTIONS:
+            name = _set_config_of_unsafe_setting(node)
+            if name is not None:
+                return "string_syntax", f"set_config() of {name} is not allowed"
         if kind == "UpdateStmt" and (node.get("relation") or {}).get("relname") == "pg_settings":
             return "string_syntax", "UPDATE of pg_settings is not allowed"
         return None

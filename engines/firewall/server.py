@@ -51,15 +51,22 @@ logger = logging.getLogger(__name__)
 
 _HEADER = struct.Struct("!cI")
 CONNECT_TIMEOUT = 10.0
-_STRING_SETTING = b"standard_conforming_strings\0"
+# PostgreSQL's client-only encodings: multibyte characters whose later bytes may be ASCII
+# quotes or backslashes (every server encoding is ASCII-safe). See guard.py for why neither
+# these nor standard_conforming_strings off may hold while the guard reads a session's SQL.
+_CLIENT_ONLY_ENCODINGS = {"BIG5", "GBK", "GB18030", "JOHAB", "SJIS", "SHIFT_JIS_2004", "UHC"}
 
 
-def _strings_turned_nonstandard(buffer: bytes, payload: int) -> bool:
-    """Whether the ParameterStatus whose payload starts at ``payload`` reports
-    standard_conforming_strings as anything but on (see guard.py for why that matters)."""
-    return buffer.startswith(_STRING_SETTING, payload) and not buffer.startswith(
-        b"on\0", payload + len(_STRING_SETTING)
-    )
+def guard_blind_value(name: str, value: str) -> bool:
+    """Whether a setting the server reports would make it read SQL unlike the guard."""
+    if name == "standard_conforming_strings":
+        return value != "on"
+    return name == "client_encoding" and value.upper() in _CLIENT_ONLY_ENCODINGS
+
+
+def _parameter_status(buffer: bytes, payload: int, end: int) -> tuple[str, str]:
+    name, _, value = buffer[payload : end - 1].partition(b"\0")
+    return name.decode(errors="replace"), value.decode(errors="replace")
 
 
 class ServerError(Exception):
@@ -200,10 +207,12 @@ class ServerConnection:
                         f"upstream refused login: {fields.get('M', '')}", fields.get("C", "08006")
                     )
                 elif isinstance(message, ReadyForQuery):
-                    if self.parameters.get("standard_conforming_strings", "on") != "on":
+                    blind = [(k, v) for k, v in self.parameters.items() if guard_blind_value(k, v)]
+                    if blind:
+                        name, value = blind[0]
                         raise ServerError(
-                            "the server runs with standard_conforming_strings off; the guard "
-                            "reads string literals the standard way and would misread its SQL",
+                            f"the server's session starts with {name} {value}, under which the "
+                            "guard would misread its SQL; change that role or database setting",
                             "0A000",
                         )
                     self.status = message.status
@@ -275,8 +284,8 @@ class ServerProtocol(asyncio.Protocol):
                     start = frame_end
                     client.server_ready(status)
                     client = self.client  # the client may have let the server go
-            elif kind == b"S" and _strings_turned_nonstandard(buffer, end + 5):
-                self._strings_turned_nonstandard()
+            elif kind == b"S" and guard_blind_value(*_parameter_status(buffer, end + 5, frame_end)):
+                self._guard_blinded(*_parameter_status(buffer, end + 5, frame_end))
                 return
             elif kind == b"E":
                 statements.failed()
@@ -300,19 +309,19 @@ class ServerProtocol(asyncio.Protocol):
             client.transport.write(buffer if end - start == size else memoryview(buffer)[start:end])
         self.buffer = buffer[end:] if end < size else b""
 
-    def _strings_turned_nonstandard(self) -> None:
-        """Something the guard let through (a function, say) turned standard_conforming_strings
-        off: from now on the server reads string literals differently from the guard, so
-        neither this connection nor its client's session may go on."""
-        logger.warning("event=nonstandard_strings pid=%s", self.server.process_id)
+    def _guard_blinded(self, name: str, value: str) -> None:
+        """Something the guard let through (a function, say) gave a setting a value under
+        which the server reads SQL differently from the guard: neither this connection nor
+        its client's session may go on."""
+        logger.warning("event=guard_blinded pid=%s %s=%s", self.server.process_id, name, value)
         self.buffer = b""
         client = self.client
         self.server.close()
         if client is not None:
             client.fatal(
                 "42501",
-                "firewall: standard_conforming_strings was turned off, so the guard can no "
-                "longer read this session's SQL as the server does; the session is closed",
+                f"firewall: {name} was set to {value}, under which the guard can no longer "
+                "read this session's SQL as the server does; the session is closed",
             )
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -291,11 +291,16 @@ def test_text_with_a_dollar_is_cached_under_its_exact_bytes(guard):
         "ALTER SYSTEM SET standard_conforming_strings = off",
         "UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'",
         "SELECT 1; SET standard_conforming_strings = off",
+        "SET client_encoding = 'BIG5'",
+        "SET NAMES 'sjis'",
+        "SET client_encoding TO gbk",
+        "SELECT set_config('client_encoding', 'UHC', false)",
+        "ALTER ROLE app SET client_encoding = 'GB18030'",
     ],
 )
-def test_nothing_may_turn_standard_strings_off(guard, sql):
-    """With it off, the server would read `'a\\' , '...'` as one string where the guard
-    reads two: the guard would be checking different SQL from the one that runs."""
+def test_nothing_may_make_the_server_read_strings_unlike_the_guard(guard, sql):
+    """With standard strings off, the server would read `'a\\' , '...'` as one string where
+    the guard reads two; in BIG5 a multibyte character can swallow a backslash's byte."""
     assert guard.check(sql).rule == "string_syntax"
 
 
@@ -309,6 +314,9 @@ def test_nothing_may_turn_standard_strings_off(guard, sql):
         "SET work_mem = '64MB'",
         "SELECT set_config('application_name', 'report', false)",
         "SHOW standard_conforming_strings",
+        "SET client_encoding = 'UTF8'",
+        "SET NAMES 'utf-8'",
+        "SET client_encoding TO DEFAULT",
     ],
 )
 def test_other_settings_and_turning_standard_strings_on_are_allowed(guard, sql):

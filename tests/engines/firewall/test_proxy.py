@@ -185,6 +185,18 @@ def test_strings_stay_standard_so_the_guard_reads_sql_as_the_server_does(firewal
         assert conn.execute("SELECT to_regclass('users') IS NOT NULL").fetchone() == (True,)
 
 
+def test_client_encoding_stays_utf8_so_no_character_swallows_a_backslash(firewall):
+    """The UTF-8 bytes of 中 (E4 B8 AD) then a backslash read in BIG5 as two characters, no
+    backslash: the quote after it would end the string and run the DROP. The firewall
+    refuses the encoding, so the statement stays one harmless string."""
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+        with pytest.raises(errors.InsufficientPrivilege, match='rule "string_syntax"'):
+            conn.execute("SET client_encoding = 'BIG5'")
+        row = conn.execute("SELECT E'中\\' ; DROP TABLE users; --'").fetchone()
+        assert row == ("中' ; DROP TABLE users; --",)
+        assert conn.execute("SELECT to_regclass('users') IS NOT NULL").fetchone() == (True,)
+
+
 def test_a_session_whose_strings_turn_nonstandard_is_closed(firewall, postgres):
     """A function the guard cannot see into turns the setting off: the server reports the
     change and the proxy ends that session and that server connection."""
@@ -194,7 +206,7 @@ def test_a_session_whose_strings_turn_nonstandard_is_closed(firewall, postgres):
             "$$ SELECT set_config('standard_conforming_strings', 'off', false) $$"
         )
     conn = psycopg.connect(firewall.dsn(), autocommit=True)
-    with pytest.raises(psycopg.Error, match="standard_conforming_strings was turned off"):
+    with pytest.raises(psycopg.Error, match="standard_conforming_strings was set to off"):
         conn.execute("SELECT nonstandard_strings()")
     assert conn.closed
     for _ in range(5):  # no server connection with the setting off is ever lent again
