@@ -8,6 +8,7 @@ Native kernels (_kernels.c) run with no GIL at all.
 """
 
 import logging
+import time
 import weakref
 
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
@@ -253,6 +254,8 @@ cdef class Future:
         return bool(sched_word_is_done(&self._word))
 
     def result(self, timeout=None):
+        """The job's return value, or its exception raised here. Inside a job of the same
+        scheduler, waiting runs other jobs (fork-join) and ``timeout`` is not applied."""
         if not sched_word_is_done(&self._word):
             self._wait(timeout)
         if self._exc is not None:
@@ -531,10 +534,12 @@ cdef class Scheduler:
         return [f.result() for f in futures]
 
     def map(self, fn, *iterables, timeout=None):
-        """Like ``Executor.map``: submits every call now, yields results in order."""
+        """Like ``Executor.map``: submits every call now, yields results in order;
+        TimeoutError if they are not all done ``timeout`` seconds after the call."""
         self._check_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
         futures = [self._submit(fn, args) for args in zip(*iterables)]
-        return _results(futures, timeout)
+        return _results(futures, deadline)
 
     def start_native(self, str kind, count=1, *, str pattern="fork", double work_us=0.0,
                      int fib_n=20, int cutoff=12, int submitters=1, double interval_us=0.0,
@@ -557,8 +562,8 @@ cdef class Scheduler:
                 f"unknown pattern {pattern!r}; choose from {', '.join(PATTERNS)}")
         if count < 0 or count >= 2**31 - 64:
             raise ValueError(f"count must be between 0 and 2**31 - 64, not {count}")
-        if not 0 <= fib_n <= 60 or submitters < 1 or submitters > 256:
-            raise ValueError("fib_n must be 0..60 and submitters 1..256")
+        if not 0 <= fib_n <= 45 or submitters < 1 or submitters > 256:
+            raise ValueError("fib_n must be 0..45 and submitters 1..256")
         cdef sched_run_params p
         p.kernel = KERNELS[kind]
         p.pattern = PATTERNS[pattern]
@@ -684,6 +689,6 @@ cdef class Scheduler:
         free(self.states)
 
 
-def _results(futures, timeout):
+def _results(futures, deadline):
     for f in futures:
-        yield f.result(timeout)
+        yield f.result(None if deadline is None else max(deadline - time.monotonic(), 0))
