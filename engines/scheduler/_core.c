@@ -320,7 +320,10 @@ static sched_job *drain_mailbox(sched_worker *w, sched_mpsc *mb, int max) {
 static sched_job *find_local(sched_worker *w) {
     sched_job *job = NULL;
     if (++w->tick % MAILBOX_EVERY == 0) job = drain_mailbox(w, &w->mailbox, DRAIN_MAX);
-    if (!job) job = deque_take(&w->deque);
+    /* Skip take()'s fence when the deque is plainly empty: bottom is ours, and a stale top
+     * can only be lower than the real one, so "empty" here is never wrong. */
+    if (!job && LOAD_RLX(&w->deque.bottom) > LOAD_RLX(&w->deque.top))
+        job = deque_take(&w->deque);
     if (!job) job = drain_mailbox(w, &w->mailbox, DRAIN_MAX);
     return job;
 }
@@ -392,7 +395,23 @@ static sched_job *search(sched_worker *w) {
 
 /* -- running ------------------------------------------------------------------------------ */
 
+#define PEND_MAX 256 /* batched completions held back at most */
+
+/* Subtract the completions this worker has counted locally. Done before it runs a job of
+ * another group (which might block) and whenever it runs out of local work, so held-back
+ * completions only ever wait on the worker's own busy stretch of the same run. */
+static void flush_pending(sched_worker *w) {
+    if (w->pend_count) {
+        sched_group *g = w->pend_group;
+        uint32_t n = w->pend_count;
+        w->pend_count = 0;
+        w->pend_group = NULL;
+        sched_group_sub(g, n);
+    }
+}
+
 static void run_job(sched_worker *w, sched_job *job) {
+    if (w->pend_count && job->group != w->pend_group) flush_pending(w);
     if (w->hold && !(job->flags & SCHED_JOB_PYTHON)) release_hold(w);
     uint64_t now = sched_now();
     int b = sched_lat_bucket(now > job->submit_ns ? now - job->submit_ns : 0);
@@ -406,7 +425,14 @@ static void run_job(sched_worker *w, sched_job *job) {
     job->fn(w, job);
     if (job->home != -2) sched_job_free(w->s, w, job);
     BUMP(&w->stats.executed, 1);
-    if (g) sched_group_sub(g, 1);
+    if (!g) return;
+    if (g->flags & SCHED_GROUP_BATCHED) {
+        if (w->pend_count && w->pend_group != g) flush_pending(w);
+        w->pend_group = g;
+        if (++w->pend_count >= PEND_MAX) flush_pending(w);
+    } else {
+        sched_group_sub(g, 1);
+    }
 }
 
 void sched_submit(sched *s, sched_worker *w, sched_job *job) {
@@ -456,6 +482,7 @@ void sched_help_until(sched_worker *w, _Atomic uint32_t *word) {
             idle = 0;
             continue;
         }
+        flush_pending(w);
         release_hold(w);
         if (++idle < HELP_SPINS) {
             sched_relax();
@@ -490,6 +517,7 @@ static void *worker_main(void *arg) {
     for (;;) {
         sched_job *job = find_local(w);
         if (!job) {
+            flush_pending(w);
             release_hold(w);
             /* One round of stealing before registering as a searcher: a worker that keeps
              * finding work this way (the thief of a fork loop) never touches the shared
@@ -504,6 +532,7 @@ static void *worker_main(void *arg) {
         if (LOAD_ACQ(&s->stop)) break;
         park(w);
     }
+    flush_pending(w);
     release_hold(w);
     if (s->hooks.thread_stop) s->hooks.thread_stop(w);
     tls_worker = NULL;

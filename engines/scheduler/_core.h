@@ -36,10 +36,16 @@ typedef void (*sched_fn)(sched_worker *w, sched_job *job);
 
 typedef struct sched_group {
     _Atomic uint32_t word;
+    /* SCHED_GROUP_BATCHED: workers may count completions locally and subtract them in
+     * batches (native runs: no shared counter bounced on every job). Never for a group
+     * someone joins from inside a job, whose joiner needs each completion at once. */
+    uint32_t flags;
     /* Called by whichever thread brings the count to zero, after the wake; may free the
      * group. NULL for groups on a joining frame's stack. */
     void (*on_done)(struct sched_group *g);
 } sched_group;
+
+#define SCHED_GROUP_BATCHED 1u
 
 struct sched_job {
     sched_mpsc_node node; /* mailbox link; also the pool's free-list link */
@@ -79,6 +85,8 @@ struct sched_worker {
     int hold;           /* the wrapper holds the GIL on this thread (see sched_hooks) */
     uint32_t tick;
     uint64_t rng;
+    sched_group *pend_group; /* completions counted but not yet subtracted (batched) */
+    uint32_t pend_count;
     sched_job *free_list; /* local pool cache */
     int free_count;
     void *user; /* the wrapper's per-thread state */

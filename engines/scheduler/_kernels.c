@@ -234,6 +234,7 @@ sched_run *sched_run_start(sched *s, const sched_run_params *p) {
     }
     atomic_init(&r->group.word, (uint32_t)r->units);
     r->group.on_done = run_finished;
+    r->group.flags = SCHED_GROUP_BATCHED;
     atomic_init(&r->done_word, 1);
     atomic_init(&r->refs, 2);
     atomic_init(&r->missing, -1);
