@@ -44,6 +44,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger("engines.firewall.audit")
 
 _HEADER = struct.Struct("!cI")
+# Settings a client's session keeps wherever transaction pooling puts it, as in PgBouncer:
+# those PostgreSQL reports with ParameterStatus, so the proxy sees every change. A client's
+# startup values (and later SETs) are replayed on each server it lands on whose values differ.
+TRACKED_PARAMETERS = ("application_name", "client_encoding", "DateStyle", "IntervalStyle",
+                      "TimeZone")  # fmt: skip
 _tokens = itertools.count(1)
 _session_ids = itertools.count(1)
 
@@ -58,6 +63,7 @@ class ClientSession(asyncio.Protocol):
         user: str,
         transport: asyncio.Transport,
         key: tuple[int, bytes],
+        wanted: dict[str, str] | None = None,
     ) -> None:
         self.proxy = proxy
         self.pool = pool
@@ -76,6 +82,9 @@ class ClientSession(asyncio.Protocol):
         # Transaction pooling moves the client between servers: rename and re-prepare its
         # named statements (see prepared.py). A session keeps one server and needs none of it.
         self.renamer = None if self.session_mode else StatementRenamer(next(_session_ids))
+        # The tracked settings this session should see (TRACKED_PARAMETERS), kept in step with
+        # the server's ParameterStatus reports by ServerProtocol.
+        self.wanted: dict[str, str] = wanted or {}
 
     # -- client to server -----------------------------------------------------------------
 
@@ -230,6 +239,21 @@ class ClientSession(asyncio.Protocol):
     def attach(self, server: ServerConnection) -> None:
         self.server = server
         server.attach(self)
+        parameters = server.parameters
+        stale = [n for n, v in self.wanted.items() if parameters.get(n) != v]
+        if stale:
+            self._replay(server, stale)
+
+    def _replay(self, server: ServerConnection, names: list[str]) -> None:
+        """Bring a server's settings in line with this session's before its messages go on:
+        one Query of SETs, pipelined ahead of them, whose answers ServerProtocol drops."""
+        sql = "; ".join(
+            f"SET {name} = '{self.wanted[name].replace(chr(39), chr(39) * 2)}'" for name in names
+        )
+        assert server.protocol is not None
+        server.protocol.swallow += 1
+        server.statements.batches_sent += 1  # a batch of its own, as ServerStatements counts
+        server.write(Query(sql).encode())
 
     # -- server to client (called by ServerProtocol) --------------------------------------
 
@@ -319,6 +343,7 @@ class _ResetWaiter:
     """Stands in for a client while a released session connection runs DISCARD ALL."""
 
     rewrites: dict = {}
+    wanted: dict = {}  # no settings to keep: the reset is putting them back to defaults
 
     def __init__(self, done: asyncio.Future) -> None:
         self.done = done

@@ -60,17 +60,22 @@ class ServerStatements:
 
     def failed(self) -> None:
         """An ErrorResponse: the server skips the rest of this batch, answers included."""
+        self._forget_through(self.batches_done)  # the batch being answered
+
+    def ready(self) -> None:
+        """A ReadyForQuery: one batch is over, and nothing of it can still be answered."""
+        self.batches_done += 1
+        if self.expected:
+            # Batches are numbered from 0, so the one just finished is batches_done - 1; the
+            # expectations of later batches (pipelined already) stay.
+            self._forget_through(self.batches_done - 1)
+
+    def _forget_through(self, batch: int) -> None:
         expected = self.expected
-        while expected and expected[0].batch <= self.batches_done:
+        while expected and expected[0].batch <= batch:
             skipped = expected.popleft()
             if skipped.statement is not None:
                 self.prepared.discard(skipped.statement)
-
-    def ready(self) -> None:
-        """A ReadyForQuery: one batch is over."""
-        self.batches_done += 1
-        if self.expected:
-            self.failed()  # nothing of a finished batch can still be answered
 
 
 class StatementRenamer:

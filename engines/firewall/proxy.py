@@ -36,12 +36,12 @@ from engines.pgwire import (
 )
 
 from .admin import ADMIN_DATABASE, CONSOLE_PARAMETERS, AdminSession
-from .client import ClientSession
+from .client import TRACKED_PARAMETERS, ClientSession
 from .config import ProxyConfig
 from .guard import Guard
 from .metrics import LatencyHistogram, serve_metrics
 from .pool import Pool, PoolTimeout
-from .server import ServerError
+from .server import ServerError, guard_blind_value
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +216,13 @@ class FirewallProxy:
             raise LoginFailed(
                 "53300", f"sorry, too many clients already (max_client_connections {limit})"
             )
+        encoding = packet.parameters.get("client_encoding", "UTF8")
+        if guard_blind_value("client_encoding", encoding):
+            raise LoginFailed(
+                "22023",
+                f"client_encoding {encoding} is not supported: in it a multibyte character can "
+                "hide a quote or backslash from the firewall; use UTF8",
+            )
         user = packet.parameters.get("user", "")
         database = packet.parameters.get("database") or user
         if database == ADMIN_DATABASE and database not in self.config.databases:
@@ -241,14 +248,16 @@ class FirewallProxy:
                     getattr(exc, "sqlstate", "08006"), f"database unavailable: {exc}"
                 ) from exc
         key = (secrets.randbelow(2**31 - 1) + 1, secrets.token_bytes(4))
-        session = ClientSession(self, pool, user, writer.transport, key)  # type: ignore[arg-type]
+        wanted = _wanted_parameters(pool.parameters, packet.parameters)
+        session = ClientSession(self, pool, user, writer.transport, key, wanted)  # type: ignore[arg-type]
         if session.session_mode:
             try:
                 session.attach(await pool.acquire())
             except (ServerError, PoolTimeout) as exc:
                 raise LoginFailed(getattr(exc, "sqlstate", "53300"), str(exc)) from exc
         out = [AuthenticationOk().encode()]
-        out += [ParameterStatus(name, value).encode() for name, value in pool.parameters.items()]
+        reported = pool.parameters | wanted
+        out += [ParameterStatus(name, value).encode() for name, value in reported.items()]
         out += [BackendKeyData(*key).encode(), ReadyForQuery("I").encode()]
         writer.write(b"".join(out))
         self.sessions[key] = session
@@ -292,3 +301,14 @@ class FirewallProxy:
             await session.server.cancel()
         except OSError as exc:
             logger.warning("event=cancel_failed error=%s", exc)
+
+
+def _wanted_parameters(defaults: dict[str, str], startup: dict[str, str]) -> dict[str, str]:
+    """The tracked settings a new session should see: what the client asked for in its
+    startup packet, else the server's defaults (so another client's SET never leaks in)."""
+    wanted = {name: defaults[name] for name in TRACKED_PARAMETERS if name in defaults}
+    by_lower = {name.lower(): name for name in TRACKED_PARAMETERS}
+    for name, value in startup.items():
+        if name.lower() in by_lower:
+            wanted[by_lower[name.lower()]] = value
+    return wanted

@@ -256,6 +256,7 @@ class ServerProtocol(asyncio.Protocol):
     def __init__(self, server: ServerConnection) -> None:
         self.server = server
         self.client: ClientSession | None = None
+        self.swallow = 0  # answers to the proxy's own SETs still to drop, up to their Z
         self.buffer = b""
         self.on_lost: Callable[[ServerConnection], None] | None = None
 
@@ -275,6 +276,29 @@ class ServerProtocol(asyncio.Protocol):
             frame_end = end + 1 + length
             if frame_end > size:
                 break
+            if self.swallow:
+                # The answer to the SETs the proxy slipped in before the client's messages
+                # (see ClientSession.attach): nothing the client asked for, so nothing is
+                # passed on, but the server's settings are noted all the same.
+                if kind == b"Z":
+                    self.swallow -= 1
+                    server.status = chr(buffer[end + 5])
+                    statements.ready()
+                elif kind == b"S":
+                    name, value = _parameter_status(buffer, end + 5, frame_end)
+                    if guard_blind_value(name, value):
+                        self._guard_blinded(name, value)
+                        return
+                    server.parameters[name] = value
+                    if client is not None and name in client.wanted:
+                        client.wanted[name] = value  # the server's spelling of what was asked
+                elif kind == b"E":
+                    logger.warning(
+                        "event=replay_failed pid=%s error=%s",
+                        server.process_id, buffer[end + 5 : frame_end].replace(b"\0", b" "),
+                    )  # fmt: skip
+                start = end = frame_end
+                continue
             if kind == b"Z":
                 server.status = status = chr(buffer[end + 5])
                 statements.ready()
@@ -284,9 +308,14 @@ class ServerProtocol(asyncio.Protocol):
                     start = frame_end
                     client.server_ready(status)
                     client = self.client  # the client may have let the server go
-            elif kind == b"S" and guard_blind_value(*_parameter_status(buffer, end + 5, frame_end)):
-                self._guard_blinded(*_parameter_status(buffer, end + 5, frame_end))
-                return
+            elif kind == b"S":
+                name, value = _parameter_status(buffer, end + 5, frame_end)
+                if guard_blind_value(name, value):
+                    self._guard_blinded(name, value)
+                    return
+                server.parameters[name] = value
+                if client is not None and name in client.wanted:
+                    client.wanted[name] = value  # the client SET it: its session wants it
             elif kind == b"E":
                 statements.failed()
                 if client is not None and client.rewrites:

@@ -306,6 +306,46 @@ pool_size = 1
     assert (pools["bob"]["size"], pools["bob"]["timeouts"]) == (3, 0)
 
 
+def test_pipelined_batches_each_preparing_a_statement(firewall):
+    """The end of one batch must not make the proxy forget what a later, already pipelined
+    batch prepares: reusing both statements afterwards finds them prepared."""
+    first = "SELECT email FROM users WHERE id = %s"
+    second = "SELECT id FROM users WHERE email = %s"
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+        with conn.pipeline() as pipeline:
+            one = conn.execute(first, [1], prepare=True)
+            pipeline.sync()
+            two = conn.execute(second, ["user2@example.com"], prepare=True)
+            pipeline.sync()
+        assert (one.fetchone(), two.fetchone()) == (("user1@example.com",), (2,))
+        for _ in range(3):
+            assert conn.execute(first, [3], prepare=True).fetchone() == ("user3@example.com",)
+            assert conn.execute(second, ["user4@example.com"], prepare=True).fetchone() == (4,)
+
+
+def test_each_session_keeps_its_settings_on_whichever_server_it_lands(firewall):
+    """Two clients take turns on the same warm server connections: each sees its own
+    startup application_name and its own SET TimeZone, never the other's."""
+    alpha = psycopg.connect(firewall.dsn(), autocommit=True, application_name="alpha")
+    beta = psycopg.connect(firewall.dsn(), autocommit=True, application_name="beta")
+    try:
+        default_zone = beta.execute("SHOW TimeZone").fetchone()[0]
+        alpha.execute("SET TimeZone = 'Asia/Tokyo'")
+        for _ in range(5):
+            assert alpha.execute("SHOW application_name").fetchone() == ("alpha",)
+            assert beta.execute("SHOW application_name").fetchone() == ("beta",)
+            assert alpha.execute("SHOW TimeZone").fetchone() == ("Asia/Tokyo",)
+            assert beta.execute("SHOW TimeZone").fetchone() == (default_zone,)
+    finally:
+        alpha.close()
+        beta.close()
+
+
+def test_a_client_only_encoding_is_refused_at_login(firewall):
+    with pytest.raises(psycopg.OperationalError, match="client_encoding BIG5 is not supported"):
+        psycopg.connect(firewall.dsn(), client_encoding="BIG5").close()
+
+
 def test_cancel_reaches_the_right_query(firewall):
     conn = psycopg.connect(firewall.dsn(), autocommit=True)
     bystander = psycopg.connect(firewall.dsn(), autocommit=True)
