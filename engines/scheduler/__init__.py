@@ -16,7 +16,11 @@ and ``s.join(*futures)`` (or ``future.result()``) runs other jobs while it waits
 
 Non-blocking use from asyncio (the live demo): ``run = s.start_native(...)`` never blocks;
 poll ``run.done()`` / ``run.progress()`` and ``s.stats()`` from the event loop (both are
-cheap: a few µs per worker, no locks, no GIL hand-over to the workers).
+cheap: a few µs per worker, no locks, no GIL hand-over to the workers), or iterate
+``engines.scheduler.watch.watch(s, run, interval=0.1)``, which does exactly that::
+
+    async for sample in watch(s, run):      # ~10 samples/s, the last after the run
+        send(sample["delta"]["jobs_per_s"], sample["delta"]["steals"], ...)
 
 ``Scheduler.stats()`` returns, with counters cumulative since the scheduler started::
 

@@ -19,6 +19,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -502,6 +503,9 @@ static void *worker_main(void *arg) {
     sched_worker *w = arg;
     sched *s = w->s;
     tls_worker = w;
+    char name[16];
+    snprintf(name, sizeof name, "sched-w%d", w->index);
+    pthread_setname_np(pthread_self(), name); /* shows in top -H, gdb, py-spy */
     if (s->pin) {
         cpu_set_t avail, one;
         if (sched_getaffinity(0, sizeof avail, &avail) == 0 && CPU_COUNT(&avail) > 0) {

@@ -47,8 +47,10 @@ static void run_finished(sched_group *g) {
     sched_run *r = (sched_run *)g;
     sched *s = r->s;
     STORE_REL(&r->end_ns, sched_now());
-    sched_word_done(&r->done_word);
+    /* inflight first: whoever sees the run done also sees it gone from inflight. After
+     * this, shutdown may free the scheduler: only the run (ours) is touched below. */
     sched_inflight_done(s);
+    sched_word_done(&r->done_word);
     run_unref(r);
 }
 

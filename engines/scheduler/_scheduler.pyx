@@ -211,8 +211,9 @@ cdef void _finish(PyObject *obj) noexcept with gil:
             f._exc = exc
     f._fn = None
     f._args = None
-    sched_word_done(&f._word)
+    # inflight first: whoever sees the future done also sees it gone from inflight.
     sched_inflight_done(s)
+    sched_word_done(&f._word)
     Py_DECREF(f)  # the job's reference
 
 

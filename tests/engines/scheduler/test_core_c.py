@@ -64,7 +64,9 @@ def test_no_malloc_on_the_hot_path(tmp_path):
         # worker threads never allocate, whatever they run
         assert "worker_mallocs=0 " in proc.stdout
         runs[count] = dict(re.findall(r"^(\w+) count=\d+ .* mallocs=(\d+)$", proc.stdout, re.M))
-    assert set(runs[1000]) == {"fork", "split", "outside", "skew", "fib"}
-    # starting a run allocates its own record (and threads); no job does: 300x the jobs,
-    # the same number of mallocs
-    assert runs[1000] == runs[300_000]
+    assert set(runs[1000]) == set(runs[300_000]) == {"fork", "split", "outside", "skew", "fib"}
+    # Starting a run allocates its record (and, for "outside", its submitter threads, whose
+    # start and exit glibc may serve with a malloc or two); no job does: 300,000 jobs cost
+    # no more than a handful of mallocs, as 1,000 do.
+    for count, mallocs in runs.items():
+        assert all(int(m) <= 16 for m in mallocs.values()), (count, mallocs)
