@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from . import firewall
+from . import firewall, scheduler
 from .jobs import JobConsumer, JobInputError, JobLimits, JobOutput
 from .sandbox import SandboxUnavailable
 from .status import get_monitor
@@ -116,3 +116,33 @@ class FirewallConsumer(JobConsumer):
                 }
             )
             await asyncio.sleep(max(0.0, self.watch_interval - (time.monotonic() - started)))
+
+
+class SchedulerConsumer(JobConsumer):
+    """The work-stealing scheduler demo: one job per run. ``params`` are the workload
+    (``workers``, ``count``, ``kind``, ``pattern``; see ``demos.scheduler.check_params``).
+
+    Items: ``{"kind": "start", ...}``, then ``{"kind": "sample", ...}`` about ten a second
+    (per-worker queues and counters, steals, throughput, the latency histogram so far),
+    ``{"kind": "phase", "phase": "compare"}`` and ``{"kind": "summary", ...}`` with the
+    ThreadPoolExecutor comparison. One run per server process at a time.
+    """
+
+    # The run is cancelled at MAX_RUN_SECONDS; the margin covers the comparison and clean-up.
+    limits = JobLimits(max_runtime=scheduler.MAX_RUN_SECONDS + 45, max_items=1_000)
+
+    def validate(self, params: dict[str, Any]) -> scheduler.RunParams:
+        try:
+            return scheduler.check_params(params)
+        except ValueError as exc:
+            raise JobInputError(str(exc)) from exc
+
+    async def run_job(self, params: scheduler.RunParams, output: JobOutput) -> str | None:
+        try:
+            summary = await scheduler.run_demo(params, output.emit)
+        except scheduler.SchedulerBusy as exc:
+            raise JobInputError(str(exc)) from exc
+        output.emit({"kind": "summary", **summary})
+        if summary["capped"]:
+            return f"cancelled at the {scheduler.MAX_RUN_SECONDS:g} s cap"
+        return None

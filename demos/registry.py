@@ -61,6 +61,7 @@ DEMOS: dict[str, Demo] = {
             title="Work-stealing job scheduler",
             summary="Chase-Lev deques in C: watch workers steal from each other live.",
             processes=("web",),
+            url_name="demos:scheduler",
         ),
         Demo(
             slug="gc",

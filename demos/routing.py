@@ -7,4 +7,5 @@ from . import consumers
 websocket_urlpatterns = [
     path("ws/demos/status/", consumers.StackStatusConsumer.as_asgi()),
     path("ws/demos/firewall/", consumers.FirewallConsumer.as_asgi()),
+    path("ws/demos/scheduler/", consumers.SchedulerConsumer.as_asgi()),
 ]

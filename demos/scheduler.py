@@ -434,6 +434,7 @@ async def run_demo(
                 capped = True
                 run.cancel()
         progress = run.progress()
+        ran = progress["completed"] - progress["cancelled"]
         last = s.stats()
         total = metrics.delta(first, last)
         emit({"kind": "phase", "phase": "compare"})
@@ -444,12 +445,15 @@ async def run_demo(
             "pattern": params.pattern,
             "cores": cores,
             "count": params.count,
-            "ran": progress["completed"] - progress["cancelled"],
+            "ran": ran,
             "cancelled": progress["cancelled"],
             "capped": capped,
             "elapsed_s": progress["elapsed_s"],
-            "jobs_per_s": progress["jobs_per_s"],
-            "missing": progress["missing"],
+            "jobs_per_s": ran / progress["elapsed_s"] if progress["elapsed_s"] > 0 else 0.0,
+            # Jobs neither run nor cancelled (the engine counts cancelled ones as missing).
+            "missing": None
+            if progress["missing"] is None
+            else progress["missing"] - progress["cancelled"],
             "duplicates": progress["duplicates"],
             "totals": total["totals"],
             "per_worker": [
@@ -468,7 +472,7 @@ async def run_demo(
             "event=scheduler_demo_run kind=%s pattern=%s workers=%d count=%d capped=%s "
             "jobs_per_s=%.0f ratio=%.1f",
             params.kind, params.pattern, params.workers, params.count, capped,
-            progress["jobs_per_s"], compare["ratio"],
+            summary["jobs_per_s"], compare["ratio"],
         )  # fmt: skip
         return summary
     finally:

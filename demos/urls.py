@@ -8,4 +8,5 @@ app_name = "demos"
 urlpatterns = [
     path("", views.index, name="index"),
     path("firewall/", views.firewall, name="firewall"),
+    path("scheduler/", views.scheduler, name="scheduler"),
 ]

@@ -8,6 +8,7 @@ from django.shortcuts import render
 from engines.firewall.guard import RULES
 
 from . import firewall as firewall_demo
+from . import scheduler as scheduler_demo
 from .registry import DEMOS
 from .status import PROCESS_LABELS
 
@@ -55,5 +56,42 @@ def firewall(request: HttpRequest) -> HttpResponse:
             "load_queries": firewall_demo.LOAD_QUERIES,
             "load_queries_text": f"{firewall_demo.LOAD_QUERIES:,}",
             "load_connections": firewall_demo.LOAD_CONNECTIONS,
+        },
+    )
+
+
+def scheduler(request: HttpRequest) -> HttpResponse:
+    cores = scheduler_demo.server_cores()
+    kinds = [
+        {
+            "name": kind.name,
+            "label": kind.label,
+            "description": kind.description,
+            "default_count": kind.default_count,
+            # The most the server allows, per pattern and worker count, for the form's hint.
+            "max_counts": {
+                f"{p}-{w}": scheduler_demo.max_count(kind.name, p, w)
+                for p in scheduler_demo.PATTERNS
+                for w in range(1, scheduler_demo.MAX_WORKERS + 1)
+            },
+        }
+        for kind in scheduler_demo.KINDS.values()
+    ]
+    return render(
+        request,
+        "demos/scheduler.html",
+        {
+            "demo": DEMOS["scheduler"],
+            "process_labels": PROCESS_LABELS,
+            "kinds": kinds,
+            "patterns": list(scheduler_demo.PATTERNS.items()),
+            "max_workers": scheduler_demo.MAX_WORKERS,
+            "worker_choices": range(1, scheduler_demo.MAX_WORKERS + 1),
+            "cores": cores,
+            "defaults": scheduler_demo.DEFAULTS,
+            "max_run_seconds": scheduler_demo.MAX_RUN_SECONDS,
+            "max_work_seconds": scheduler_demo.MAX_WORK_SECONDS,
+            "compare_max": f"{scheduler_demo.COMPARE_MAX:,}",
+            "paced_us": scheduler_demo.PACED_INTERVAL_US,
         },
     )
