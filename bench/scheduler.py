@@ -29,7 +29,7 @@ the spinning worker each have a core, about 5 µs when the OS wakes the (sleepin
 submitter on the spinning worker's core (a context switch each way), milliseconds when
 other processes take the cores. The table shows the median round and the best one.
 
-    .venv/bin/python bench/scheduler.py            # about 20 seconds
+    .venv/bin/python bench/scheduler.py            # about 30 seconds
     .venv/bin/python bench/scheduler.py --quick    # about 5 seconds
 """
 
@@ -186,8 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="Python jobs for ThreadPoolExecutor (default 50000)")  # fmt: skip
     parser.add_argument("--probes", type=int, default=2000,
                         help="hot latency probes per repetition (default 2000)")  # fmt: skip
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="repetitions; medians are kept (default 3)")  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=5,
+                        help="repetitions; medians are kept (default 5)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a fifth of everything, once")
     args = parser.parse_args(argv)
     if args.quick:
