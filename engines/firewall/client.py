@@ -240,15 +240,18 @@ class ClientSession(asyncio.Protocol):
         self.server = server
         server.attach(self)
         parameters = server.parameters
-        stale = [n for n, v in self.wanted.items() if parameters.get(n) != v]
-        if stale:
-            self._replay(server, stale)
+        for name, value in self.wanted.items():  # a loop, not a comprehension: hot path
+            if parameters.get(name) != value:
+                self._replay(server)
+                break
 
-    def _replay(self, server: ServerConnection, names: list[str]) -> None:
+    def _replay(self, server: ServerConnection) -> None:
         """Bring a server's settings in line with this session's before its messages go on:
         one Query of SETs, pipelined ahead of them, whose answers ServerProtocol drops."""
         sql = "; ".join(
-            f"SET {name} = '{self.wanted[name].replace(chr(39), chr(39) * 2)}'" for name in names
+            f"SET {name} = '{value.replace(chr(39), chr(39) * 2)}'"
+            for name, value in self.wanted.items()
+            if server.parameters.get(name) != value
         )
         assert server.protocol is not None
         server.protocol.swallow += 1
