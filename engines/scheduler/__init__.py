@@ -11,6 +11,10 @@ randomized stealing, spin-then-park idling with a bounded number of searching wo
         run = s.start_native("noop", 10**6)      # returns at once; runs without the GIL
         run.wait(); run.progress()["jobs_per_s"]
 
+Command line: ``python -m engines.scheduler --help`` (``run`` a native workload with a
+progress bar, ``bench`` the scheduler's own figures; ``bench/scheduler.py`` compares them
+with oneTBB and ThreadPoolExecutor).
+
 Fork-join from inside a job: ``s.spawn(fn, ...)`` pushes onto the current worker's deque
 and ``s.join(*futures)`` (or ``future.result()``) runs other jobs while it waits.
 
