@@ -53,6 +53,8 @@ cheap: a few µs per worker, no locks, no GIL hand-over to the workers), or iter
           "bucket_lower_ns": [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 14, 16, ...],
           "hot": [count, ...],        # started by a worker that was running or spinning
           "parked": [count, ...],     # the first job a worker ran after being woken
+          "hot_summary": {"count", "p50_ns", "p99_ns", "p999_ns"},  # since start; None
+          "parked_summary": {...},    # when empty. Upper bucket edges (<= 25% high)
       },
     }
 

@@ -16,6 +16,7 @@ from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free
 
 from .errors import JobCancelled, SchedulerClosed, SchedulerError, UnknownKernel
+from .metrics import latency_summary
 
 log = logging.getLogger("engines.scheduler")
 
@@ -641,6 +642,8 @@ cdef class Scheduler:
                 "bucket_lower_ns": LATENCY_BUCKET_LOWER_NS,
                 "hot": hot,
                 "parked": parked,
+                "hot_summary": latency_summary(hot, LATENCY_BUCKET_LOWER_NS),
+                "parked_summary": latency_summary(parked, LATENCY_BUCKET_LOWER_NS),
             },
         }
 

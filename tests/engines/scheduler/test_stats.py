@@ -33,6 +33,8 @@ def test_shape(sched):
     assert lat["bucket_lower_ns"] == LATENCY_BUCKET_LOWER_NS
     assert len(lat["hot"]) == len(lat["parked"]) == len(LATENCY_BUCKET_LOWER_NS)
     assert lat["bucket_lower_ns"] == sorted(set(lat["bucket_lower_ns"]))
+    assert set(lat["hot_summary"]) == {"count", "p50_ns", "p99_ns", "p999_ns"}
+    assert lat["parked_summary"]["count"] == sum(lat["parked"])
 
 
 def test_counters_add_up_after_runs(sched):
