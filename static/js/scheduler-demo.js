@@ -178,9 +178,14 @@ function stopRun() {
 const BOX = { w: 124, h: 78 };
 const VIEW = { w: 520, h: 340 };
 
+/** Height of the workers' picture: one row of boxes for one or two workers. */
+function viewHeight(n) {
+  return n <= 2 ? 170 : VIEW.h;
+}
+
 function workerPositions(n) {
   const cx = VIEW.w / 2;
-  const cy = VIEW.h / 2;
+  const cy = viewHeight(n) / 2;
   if (n === 1) return [[cx, cy]];
   const rx = n === 2 ? 150 : 160;
   const ry = n === 2 ? 0 : 100;
@@ -221,7 +226,7 @@ function buildWorkers(n) {
   const descId = "sd-workers-desc";
   const chart = svg("svg", {
     class: "sd-workers",
-    viewBox: `0 0 ${VIEW.w} ${VIEW.h}`,
+    viewBox: `0 0 ${VIEW.w} ${viewHeight(n)}`,
     role: "img",
     "aria-labelledby": `${titleId} ${descId}`,
   });
@@ -469,12 +474,14 @@ function drawLatency(latency) {
   chart.append(bars);
   const axis = svg("g", { class: "sd-hist__axis" });
   axis.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: mid, y2: mid }));
-  // Octave labels: every fourth bucket starts a power of two.
-  for (let i = lo; i <= hi + 1; i += 1) {
-    if (i % 8 !== 0 || lower[i] === undefined) continue;
-    const x = margin.left + (i - lo) * slot;
+  // Decade labels (10 ns, 100 ns, 1 µs, ...), placed inside the bucket that holds them.
+  for (let decade = 10; decade < 1e12; decade *= 10) {
+    const i = lower.findIndex((bound, k) => bound <= decade && (lower[k + 1] ?? Infinity) > decade);
+    if (i < lo || i > hi) continue;
+    const next = lower[i + 1] ?? lower[i] * 1.25;
+    const x = margin.left + (i - lo + (decade - lower[i]) / (next - lower[i])) * slot;
     axis.append(svg("line", { class: "sd-hist__tick", x1: x, x2: x, y1: height - margin.bottom, y2: height - margin.bottom + 4 }));
-    axis.append(svg("text", { x, y: height - margin.bottom + 16, "text-anchor": "middle" }, formatNs(lower[i])));
+    axis.append(svg("text", { x, y: height - margin.bottom + 16, "text-anchor": "middle" }, formatNs(decade)));
   }
   axis.append(svg("text", { x: margin.left, y: 14, class: "sd-hist__legend sd-hist__legend--hot" }, `hot: ${formatCount(hot.count)} starts, p50 ${formatNs(hot.p50_ns)}, p99 ${formatNs(hot.p99_ns)}`));
   axis.append(svg("text", { x: margin.left, y: height - 4, class: "sd-hist__legend sd-hist__legend--parked" }, `parked: ${formatCount(parked.count)} starts, p50 ${formatNs(parked.p50_ns)}, p99 ${formatNs(parked.p99_ns)}`));
