@@ -519,15 +519,21 @@ cdef class Scheduler:
         sched_submit(self.s, w, job)
         return f
 
+    cdef _check_open_for_jobs(self):
+        # Jobs already running may still fork while shutdown waits for them: their
+        # children are part of the work in flight.
+        if self._closed and not (self.s != NULL and sched_current_worker(self.s) != NULL):
+            self._check_open()
+
     def submit(self, fn, *args):
         """Run ``fn(*args)`` on a worker; returns a Future. From inside a job this is a
         spawn: the job goes on the current worker's deque, where idle workers steal it."""
-        self._check_open()
+        self._check_open_for_jobs()
         return self._submit(fn, args)
 
     def spawn(self, fn, *args):
         """Fork: ``submit`` under its fork-join name, for use inside a job."""
-        self._check_open()
+        self._check_open_for_jobs()
         return self._submit(fn, args)
 
     def join(self, *futures):
@@ -538,7 +544,7 @@ cdef class Scheduler:
     def map(self, fn, *iterables, timeout=None):
         """Like ``Executor.map``: submits every call now, yields results in order;
         TimeoutError if they are not all done ``timeout`` seconds after the call."""
-        self._check_open()
+        self._check_open_for_jobs()
         deadline = None if timeout is None else time.monotonic() + timeout
         futures = [self._submit(fn, args) for args in zip(*iterables)]
         return _results(futures, deadline)

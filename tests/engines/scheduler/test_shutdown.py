@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -124,3 +125,22 @@ def test_a_forked_child_gets_a_clear_error_not_a_hang():
     )
     assert proc.returncode == 0, proc.stderr
     assert "ok" in proc.stdout
+
+
+def test_jobs_in_flight_may_still_fork_while_shutdown_waits():
+    s = Scheduler(workers=2)
+    started = threading.Event()
+
+    def fib(n):
+        started.set()
+        if n < 2:
+            return n
+        left = s.spawn(fib, n - 1)
+        return fib(n - 2) + s.join(left)[0]
+
+    f = s.submit(fib, 17)
+    started.wait(timeout=30)
+    s.shutdown(wait=True)
+    assert f.result() == 1597
+    with pytest.raises(SchedulerClosed):
+        s.submit(fib, 1)
