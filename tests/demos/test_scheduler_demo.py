@@ -221,6 +221,20 @@ async def test_stop_mid_run_cancels_and_frees_the_server():
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_leaving_mid_run_cancels_it_for_the_next_visitor():
+    leaving = await connect(("192.0.2.3", 3))
+    await start(leaving, {"workers": 2, "count": 30_000, "kind": "python", "pattern": "paced"})
+    message = await leaving.receive_json_from(timeout=10)
+    assert message["type"] == "output"
+    await leaving.disconnect()
+    staying = await connect(("192.0.2.4", 4))
+    items, done = await run(staying, {"workers": 2, "count": 2_000, "kind": "skew"})
+    assert done["status"] == "finished", done
+    assert by_kind(items, "summary")[0]["ran"] == 2_000
+    await staying.disconnect()
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_junk_and_out_of_range_parameters_get_clear_errors():
     communicator = await connect()
     cases = [
