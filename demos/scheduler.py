@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -130,15 +131,18 @@ def max_count(kind: str, pattern: str, workers: int) -> int:
 
 def _integer(params: dict[str, Any], name: str) -> int:
     value = params.get(name, DEFAULTS[name])
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise ValueError(f'"{name}" must be a whole number, got {str(value)[:40]!r}')
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f'"{name}" must be a whole number, got {str(value)[:40]!r}') from None
-    if number != number or number in (float("inf"), float("-inf")) or number != int(number):
-        raise ValueError(f'"{name}" must be a whole number, got {str(value)[:40]!r}')
-    return int(number)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():  # 1000.0 from a JS number
+        return int(value)
+    if isinstance(value, str) and re.fullmatch(r"\s*\+?\d{1,12}\s*", value):
+        return int(value)
+    raise ValueError(f'"{name}" must be a whole number, got {str(value)[:40]!r}')
+
+
+def _shown(number: int) -> str:
+    """A number for an error message, without echoing thousands of digits back."""
+    return f"{number:,}" if abs(number) < 10**15 else "a far larger number"
 
 
 def _choice(params: dict[str, Any], name: str, choices: dict[str, Any]) -> str:
@@ -161,14 +165,14 @@ def check_params(params: dict[str, Any]) -> RunParams:
     pattern = _choice(params, "pattern", PATTERNS)
     workers = _integer(params, "workers")
     if not 1 <= workers <= MAX_WORKERS:
-        raise ValueError(f'"workers" must be between 1 and {MAX_WORKERS}, got {workers}')
+        raise ValueError(f'"workers" must be between 1 and {MAX_WORKERS}, got {_shown(workers)}')
     count = _integer(params, "count")
     limit = max_count(kind, pattern, workers)
     if not 1 <= count <= limit:
         raise ValueError(
             f'"count" must be between 1 and {limit:,} for {KINDS[kind].label} submitted '
             f'"{pattern}" on {workers} worker{"s" if workers > 1 else ""} '
-            f"(about {MAX_WORK_SECONDS:g} s of work on this server), got {count:,}"
+            f"(about {MAX_WORK_SECONDS:g} s of work on this server), got {_shown(count)}"
         )
     return RunParams(workers=workers, count=count, kind=kind, pattern=pattern)
 
