@@ -81,6 +81,7 @@ const ui = root && {
   progressText: root.querySelector("[data-sd-progress-text]"),
   live: root.querySelector("[data-sd-live]"),
   workersPlot: root.querySelector("[data-sd-workers]"),
+  now: root.querySelector("[data-sd-now]"),
   throughputPlot: root.querySelector("[data-sd-throughput]"),
   throughputCaption: root.querySelector("[data-sd-throughput-caption]"),
   table: root.querySelector("[data-sd-table-body]"),
@@ -355,6 +356,10 @@ function drawSample(item) {
     `${formatCount(stealsNow)} jobs stolen in the last interval; ` +
     `${item.parked} worker${item.parked === 1 ? "" : "s"} parked.`;
 
+  ui.now.textContent =
+    `Now: ${item.searching} searching for work, ${item.parked} parked; ` +
+    `${formatCount(stealsNow)} stolen in the last ${item.t < 0.15 ? "moment" : "tenth of a second"}.`;
+
   run.throughput.push([item.t, item.jobs_per_s]);
   if (run.throughput.length > MAX_POINTS) run.throughput.shift();
   drawThroughput();
@@ -505,6 +510,7 @@ function showSummary(item) {
       `worker ${path.dataset.from} → worker ${path.dataset.to}: ${formatCount(total)} stolen over the run`;
   }
   run.view.chart.classList.add("sd-workers--summary");
+  ui.now.textContent = `Over the whole run: ${formatCount(item.totals.stolen)} jobs stolen, ${formatCount(item.totals.parks)} parks. Arrows show all the run's steals.`;
   run.view.desc.textContent =
     `Run finished: ${formatCount(item.totals.stolen)} jobs stolen in all; arrows show the whole run's steals.`;
   item.per_worker.forEach((w, i) => {
