@@ -65,8 +65,16 @@ _RELATION_OBJECTS = {
     "OBJECT_FOREIGN_TABLE", "OBJECT_SEQUENCE", "OBJECT_INDEX", "OBJECT_SCHEMA",
 }  # fmt: skip
 # Nodes that make a WHERE clause depend on the row: without one of them it is a constant,
-# and `DELETE FROM t WHERE 1 = 1` removes every row as surely as no WHERE at all.
-_ROW_DEPENDENT = {"ColumnRef", "ParamRef", "SubLink", "CurrentOfExpr", "FuncCall"}
+# and `DELETE FROM t WHERE 1 = 1` removes every row as surely as no WHERE at all. A column
+# (anywhere in the clause, subqueries included: it may be correlated), a bind parameter
+# (its value comes later: the benefit of the doubt), WHERE CURRENT OF, or a function whose
+# value changes from row to row. Any other function call is as constant as its arguments:
+# `WHERE now() IS NOT NULL` and `WHERE EXISTS (SELECT 1)` match every row.
+_ROW_DEPENDENT = {"ColumnRef", "ParamRef", "CurrentOfExpr"}
+_PER_ROW_FUNCTIONS = {
+    "random", "random_normal", "clock_timestamp", "timeofday", "nextval", "gen_random_uuid",
+    "uuid_generate_v1", "uuid_generate_v4",
+}  # fmt: skip
 # A statement whose JSON tree contains none of these strings breaks no rule, and most
 # statements (plain SELECTs, INSERTs) contain none: for them the guard skips json.loads and
 # the tree walk, the bulk of its cost. Node types appear in the JSON only as keys, '{"Type":';
@@ -168,7 +176,11 @@ def _nodes(tree: Any) -> Iterator[tuple[str, dict]]:
 
 
 def _row_dependent(clause: Any) -> bool:
-    return any(kind in _ROW_DEPENDENT for kind, _ in _nodes({"Node": clause}))
+    return any(
+        kind in _ROW_DEPENDENT
+        or (kind == "FuncCall" and _function_name(node).lower() in _PER_ROW_FUNCTIONS)
+        for kind, node in _nodes({"Node": clause})
+    )
 
 
 def _clean(value: object) -> str:

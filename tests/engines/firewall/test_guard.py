@@ -43,6 +43,10 @@ DESTRUCTIVE = [
     ("DELETE FROM ONLY users AS u RETURNING *", "delete_without_where"),
     ("UPDATE users SET email = NULL", "update_without_where"),
     ("UPDATE users SET email = NULL WHERE 2 > 1", "update_without_where"),
+    ("DELETE FROM users WHERE now() IS NOT NULL", "delete_without_where"),
+    ("DELETE FROM users WHERE length('x') > 0", "delete_without_where"),
+    ("DELETE FROM users WHERE EXISTS (SELECT 1 FROM bans)", "delete_without_where"),
+    ("UPDATE users SET email = NULL WHERE EXISTS (SELECT 1)", "update_without_where"),
     (
         "WITH gone AS (DELETE FROM users RETURNING *) SELECT count(*) FROM gone",
         "delete_without_where",
@@ -90,6 +94,10 @@ DESTRUCTIVE = [
 
 BENIGN = [
     "SELECT 1",
+    "DELETE FROM users WHERE random() < 0.01",
+    "DELETE FROM users WHERE lower(email) = 'x'",
+    "DELETE FROM users WHERE id IN (SELECT user_id FROM bans)",
+    "DELETE FROM users WHERE EXISTS (SELECT 1 FROM bans b WHERE b.user_id = users.id)",
     "SELECT 'DROP TABLE users' AS text",
     "SELECT $$TRUNCATE users$$",
     "SELECT E'DELETE FROM users\\n'",
