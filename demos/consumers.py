@@ -72,6 +72,9 @@ class FirewallConsumer(JobConsumer):
                 raise JobInputError(str(exc)) from exc
         return {"action": action}
 
+    def is_heavy(self, params: dict[str, Any]) -> bool:
+        return params["action"] == "load"  # 2,000 queries over 20 connections
+
     async def run_job(self, params: dict[str, Any], output: JobOutput) -> str | None:
         action = params["action"]
         if action == "watch":
@@ -136,6 +139,9 @@ class SchedulerConsumer(JobConsumer):
             return scheduler.check_params(params)
         except ValueError as exc:
             raise JobInputError(str(exc)) from exc
+
+    def is_heavy(self, params: scheduler.RunParams) -> bool:
+        return True  # every run keeps the server's cores busy for seconds
 
     async def run_job(self, params: scheduler.RunParams, output: JobOutput) -> str | None:
         try:

@@ -80,6 +80,10 @@ class TokenBucket:
             return True
         return False
 
+    def full(self) -> bool:
+        """Whether the bucket has refilled: its owner has been quiet for a while."""
+        return self.tokens + (self.clock() - self.stamp) * self.rate >= self.burst
+
 
 class JobOutput:
     """A job's output channel: ``emit`` buffers, a background loop sends numbered batches."""
@@ -136,6 +140,11 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
 
     # Jobs running per visitor (client address) across this process's connections.
     _jobs_per_visitor: ClassVar[Counter[str]] = Counter()
+    # Heavy jobs (a load test, a scheduler run) keep the server's cores busy for seconds: a
+    # visitor starts a few in a row, then DEMO_HEAVY_RUNS_PER_MINUTE, whatever the
+    # connection (one bucket per visitor and consumer class, in this process).
+    _heavy_buckets: ClassVar[dict[tuple[str, str], TokenBucket]] = {}
+    max_heavy_buckets: ClassVar[int] = 10_000
 
     # -- what subclasses write -------------------------------------------------------------
 
@@ -148,6 +157,10 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
     async def run_job(self, params: Any, output: JobOutput) -> str | None:
         """Drive the engine, emitting items on ``output``. Return an optional final message."""
         raise NotImplementedError
+
+    def is_heavy(self, params: Any) -> bool:
+        """Whether this (validated) job counts against the visitor's heavy-run budget."""
+        return False
 
     # -- connection life -------------------------------------------------------------------
 
@@ -226,10 +239,29 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         except JobInputError as exc:
             await self.error("bad_params", str(exc))
             return
+        if self.is_heavy(checked) and not self._heavy_bucket().take():
+            per_minute = settings.DEMO_HEAVY_RUNS_PER_MINUTE
+            await self.error(
+                "too_many_runs",
+                f"at most {per_minute} runs a minute, after a first few: try again shortly",
+            )
+            return
         job_id = next(self._job_ids)
         self._jobs_per_visitor[self.visitor] += 1
         await self.send_json({"type": "started", "job": job_id})
         self.jobs[job_id] = Job(job_id, asyncio.create_task(self._run(job_id, checked)))
+
+    def _heavy_bucket(self) -> TokenBucket:
+        buckets = self._heavy_buckets
+        key = (type(self).__name__, self.visitor)
+        bucket = buckets.get(key)
+        if bucket is None:
+            if len(buckets) >= self.max_heavy_buckets:  # forget visitors who are long gone
+                for stale in [k for k, b in buckets.items() if b.full()]:
+                    del buckets[stale]
+            per_minute = settings.DEMO_HEAVY_RUNS_PER_MINUTE
+            bucket = buckets[key] = TokenBucket(per_minute / 60, settings.DEMO_HEAVY_RUNS_BURST)
+        return bucket
 
     async def on_stop(self, message: dict[str, Any]) -> None:
         job_id = message.get("job")

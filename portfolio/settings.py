@@ -255,6 +255,10 @@ SITE_URL = os.environ.get("SITE_URL", "").rstrip("/")
 # ---------------------------------------------------------------------------
 DEMO_MAX_JOBS_PER_VISITOR = env_int("DEMO_MAX_JOBS_PER_VISITOR", 3)
 DEMO_MESSAGES_PER_SECOND = env_int("DEMO_MESSAGES_PER_SECOND", 10)
+# Heavy demo runs (the firewall's load test, a scheduler run) per visitor: a burst, then a
+# steady rate, so one visitor cannot keep the server's cores busy back to back.
+DEMO_HEAVY_RUNS_BURST = env_int("DEMO_HEAVY_RUNS_BURST", 3)
+DEMO_HEAVY_RUNS_PER_MINUTE = env_int("DEMO_HEAVY_RUNS_PER_MINUTE", 6)
 DEMO_STATUS_INTERVAL = float(os.environ.get("DEMO_STATUS_INTERVAL", "1.0"))
 
 LOGGING = {

@@ -36,6 +36,15 @@ def _static_files() -> None:
     call_command("collectstatic", interactive=False, verbosity=0)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_heavy_run_budgets() -> None:
+    """Every test starts as a new visitor would: the heavy-run budget of the demo consumers
+    (demos.jobs) is per visitor address, and in tests every visitor has the same one."""
+    from demos.jobs import JobConsumer
+
+    JobConsumer._heavy_buckets.clear()
+
+
 def _log(tmp_path_factory: pytest.TempPathFactory, name: str):
     return open(tmp_path_factory.mktemp("logs") / f"{name}.log", "wb")
 

@@ -212,3 +212,35 @@ async def test_invalid_params_are_reported_by_the_demo():
         "message": "count must be a non-negative integer",
     }
     await communicator.disconnect()
+
+
+class HeavyConsumer(CountingConsumer):
+    """The counting demo with every run counted as heavy."""
+
+    def is_heavy(self, params):
+        return True
+
+
+async def test_heavy_runs_are_budgeted_per_visitor_across_connections(settings):
+    settings.DEMO_HEAVY_RUNS_BURST = 2
+    settings.DEMO_HEAVY_RUNS_PER_MINUTE = 1
+    for _ in range(2):  # the burst: two runs back to back
+        done, _ = await run_counting_with(HeavyConsumer, {"count": 3})
+        assert done["status"] == "finished"
+    communicator = await connect(HeavyConsumer.as_asgi(), "/", headers=[])  # a new socket
+    await communicator.send_json_to({"type": "start", "params": {"count": 3}})
+    refused = await communicator.receive_json_from()
+    assert refused["type"] == "error"
+    assert refused["code"] == "too_many_runs"
+    # Light jobs of other demos are not counted: the same visitor still counts normally.
+    done, _ = await run_counting({"count": 3})
+    assert done["status"] == "finished"
+    await communicator.disconnect()
+
+
+async def run_counting_with(consumer, params):
+    communicator = await connect(consumer.as_asgi(), "/", headers=[])
+    await communicator.send_json_to({"type": "start", "params": params})
+    done, seen = await receive_until(communicator, "done")
+    await communicator.disconnect()
+    return done, seen
