@@ -284,14 +284,8 @@ class ServerProtocol(asyncio.Protocol):
                     self.swallow -= 1
                     server.status = chr(buffer[end + 5])
                     statements.ready()
-                elif kind == b"S":
-                    name, value = _parameter_status(buffer, end + 5, frame_end)
-                    if guard_blind_value(name, value):
-                        self._guard_blinded(name, value)
-                        return
-                    server.parameters[name] = value
-                    if client is not None and name in client.wanted:
-                        client.wanted[name] = value  # the server's spelling of what was asked
+                elif kind == b"S" and not self._note_setting(buffer, end, frame_end):
+                    return
                 elif kind == b"E":
                     logger.warning(
                         "event=replay_failed pid=%s error=%s",
@@ -308,14 +302,8 @@ class ServerProtocol(asyncio.Protocol):
                     start = frame_end
                     client.server_ready(status)
                     client = self.client  # the client may have let the server go
-            elif kind == b"S":
-                name, value = _parameter_status(buffer, end + 5, frame_end)
-                if guard_blind_value(name, value):
-                    self._guard_blinded(name, value)
-                    return
-                server.parameters[name] = value
-                if client is not None and name in client.wanted:
-                    client.wanted[name] = value  # the client SET it: its session wants it
+            elif kind == b"S" and not self._note_setting(buffer, end, frame_end):
+                return
             elif kind == b"E":
                 statements.failed()
                 if client is not None and client.rewrites:
@@ -337,6 +325,19 @@ class ServerProtocol(asyncio.Protocol):
         if client is not None and end > start:
             client.transport.write(buffer if end - start == size else memoryview(buffer)[start:end])
         self.buffer = buffer[end:] if end < size else b""
+
+    def _note_setting(self, buffer: bytes, start: int, end: int) -> bool:
+        """A ParameterStatus: note the server's new value, and the attached session's (the
+        client SET it, or it is the server's spelling of a value the proxy replayed). False
+        when the value blinds the guard: the session is then already closed."""
+        name, value = _parameter_status(buffer, start + 5, end)
+        if guard_blind_value(name, value):
+            self._guard_blinded(name, value)
+            return False
+        self.server.parameters[name] = value
+        if self.client is not None and name in self.client.wanted:
+            self.client.wanted[name] = value
+        return True
 
     def _guard_blinded(self, name: str, value: str) -> None:
         """Something the guard let through (a function, say) gave a setting a value under

@@ -9,33 +9,13 @@
 //             {"kind": "load", "p50_ms", "p95_ms", "p99_ms", "histogram": [[bound_ms, n]...]}
 
 import { DemoSocket } from "./demo-socket.js";
+import { el, formatCount, svg } from "./dom.js";
 
 const root = document.querySelector("[data-fw]");
-const SVG_NS = "http://www.w3.org/2000/svg";
 const RESTART_ON = new Set(["timeout", "limit"]); // the watch hit its cap: watch again
 const MAX_HISTORY = 8; // results kept on the page, newest first
 
 // -- small helpers ------------------------------------------------------------------------
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = text;
-  return node;
-}
-
-function svg(tag, attrs = {}, text) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-const integer = new Intl.NumberFormat("en");
-
-function formatCount(value) {
-  return typeof value === "number" && Number.isFinite(value) ? integer.format(value) : "—";
-}
 
 function formatMs(ms) {
   if (typeof ms !== "number" || !Number.isFinite(ms)) return "—";
@@ -458,7 +438,7 @@ function drawChart(item) {
     const y = yAt(value);
     grid.append(svg("line", { x1: margin.left, x2: width - margin.right, y1: y, y2: y }));
     grid.append(
-      svg("text", { x: margin.left - 8, y: y + 4, "text-anchor": "end" }, integer.format(value)),
+      svg("text", { x: margin.left - 8, y: y + 4, "text-anchor": "end" }, formatCount(value)),
     );
   }
   chart.append(grid);
@@ -473,7 +453,7 @@ function drawChart(item) {
       width: Math.max(1, slot - 2),
       height: margin.top + plotH - y,
     });
-    bar.append(svg("title", {}, `${formatMs(lo)} – ${formatMs(bound)}: ${integer.format(count)} queries`));
+    bar.append(svg("title", {}, `${formatMs(lo)} – ${formatMs(bound)}: ${formatCount(count)} queries`));
     bars.append(bar);
   });
   chart.append(bars);

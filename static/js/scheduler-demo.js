@@ -14,32 +14,12 @@
 // Everything is drawn as SVG built with DOM calls (no inline script or handler: strict CSP).
 
 import { DemoSocket } from "./demo-socket.js";
+import { el, formatCount, svg } from "./dom.js";
 
 const root = document.querySelector("[data-sd]");
-const SVG_NS = "http://www.w3.org/2000/svg";
 const MAX_POINTS = 200; // throughput samples kept (20 s at 10 a second)
 
 // -- helpers --------------------------------------------------------------------------------
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined && text !== null) node.textContent = text;
-  return node;
-}
-
-function svg(tag, attrs = {}, text) {
-  const node = document.createElementNS(SVG_NS, tag);
-  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-const integer = new Intl.NumberFormat("en");
-
-function formatCount(value) {
-  return typeof value === "number" && Number.isFinite(value) ? integer.format(Math.round(value)) : "—";
-}
 
 function formatRate(perSecond) {
   if (typeof perSecond !== "number" || !Number.isFinite(perSecond)) return "—";
