@@ -115,6 +115,16 @@ def seed_posts() -> list[PostSeed]:
     return [parse_post(path) for path in sorted(SEED_DIR.glob("*.md"))]
 
 
+def _upsert(model: type[Tag] | type[Series], slug: str, fields: dict[str, str], refresh: bool):
+    """The row with ``slug``, created with ``fields`` if missing, overwritten if ``refresh``."""
+    row, was_created = model.objects.get_or_create(slug=slug, defaults=fields)
+    if refresh and any(getattr(row, name) != value for name, value in fields.items()):
+        for name, value in fields.items():
+            setattr(row, name, value)
+        row.save()
+    return row, was_created
+
+
 def load_blog_seed(refresh: bool = False) -> dict[str, int]:
     """Create the missing seed tags, series and posts; with ``refresh``, overwrite them.
     Returns how many rows of each kind were created."""
@@ -123,23 +133,15 @@ def load_blog_seed(refresh: bool = False) -> dict[str, int]:
     with transaction.atomic():
         tags: dict[str, Tag] = {}
         for slug, (name, description) in TAGS.items():
-            tag, was_created = Tag.objects.get_or_create(
-                slug=slug, defaults={"name": name, "description": description}
+            tags[slug], was_created = _upsert(
+                Tag, slug, {"name": name, "description": description}, refresh
             )
-            if refresh and (tag.name, tag.description) != (name, description):
-                tag.name, tag.description = name, description
-                tag.save()
-            tags[slug] = tag
             created["tags"] += was_created
         series_rows: dict[str, Series] = {}
         for slug, (title, description) in SERIES.items():
-            series, was_created = Series.objects.get_or_create(
-                slug=slug, defaults={"title": title, "description": description}
+            series_rows[slug], was_created = _upsert(
+                Series, slug, {"title": title, "description": description}, refresh
             )
-            if refresh and (series.title, series.description) != (title, description):
-                series.title, series.description = title, description
-                series.save()
-            series_rows[slug] = series
             created["series"] += was_created
 
         for seed in posts:
