@@ -38,6 +38,7 @@ from engines.pgwire import (
     ScramClient,
     SSLRequest,
     StartupMessage,
+    decode_backend,
     md5_password,
 )
 
@@ -287,10 +288,11 @@ class ServerProtocol(asyncio.Protocol):
                 elif kind == b"S" and not self._note_setting(buffer, end, frame_end):
                     return
                 elif kind == b"E":
-                    logger.warning(
-                        "event=replay_failed pid=%s error=%s",
-                        server.process_id, buffer[end + 5 : frame_end].replace(b"\0", b" "),
-                    )  # fmt: skip
+                    # A setting the client asked for at login that the server refuses (an
+                    # unknown TimeZone, say): PostgreSQL would have refused the login, so the
+                    # session ends here with the server's reason, never half-configured.
+                    self._replay_failed(buffer[end:frame_end])
+                    return
                 start = end = frame_end
                 continue
             if kind == b"Z":
@@ -338,6 +340,19 @@ class ServerProtocol(asyncio.Protocol):
         if self.client is not None and name in self.client.wanted:
             self.client.wanted[name] = value
         return True
+
+    def _replay_failed(self, frame: bytes) -> None:
+        error = decode_backend(b"E", frame[5:])
+        assert isinstance(error, ErrorResponse)
+        reason = error.fields.get("M", "")
+        logger.warning("event=replay_failed pid=%s error=%r", self.server.process_id, reason)
+        self.buffer = b""
+        client = self.client
+        self.server.close()
+        if client is not None:
+            client.fatal(
+                error.fields.get("C", "22023"), f"firewall: a session setting was refused: {reason}"
+            )
 
     def _guard_blinded(self, name: str, value: str) -> None:
         """Something the guard let through (a function, say) gave a setting a value under

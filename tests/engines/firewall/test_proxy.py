@@ -341,6 +341,24 @@ def test_each_session_keeps_its_settings_on_whichever_server_it_lands(firewall):
         beta.close()
 
 
+async def test_startup_settings_apply_and_a_refused_one_ends_the_session(firewall):
+    """Startup parameters reach the server (asyncpg sends any), and one the server refuses
+    ends the session with the server's reason, as PostgreSQL would refuse the login."""
+    good = await asyncpg.connect(firewall.dsn(), server_settings={"TimeZone": "Asia/Kolkata"})
+    try:
+        assert await good.fetchval("SHOW TimeZone") == "Asia/Kolkata"
+    finally:
+        await good.close()
+    bad = await asyncpg.connect(firewall.dsn(), server_settings={"TimeZone": "Mars/Olympus"})
+    try:
+        with pytest.raises(asyncpg.PostgresError, match="session setting was refused"):
+            await bad.fetchval("SELECT 1")
+    finally:
+        bad.terminate()
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:  # the proxy is fine
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
 def test_a_client_only_encoding_is_refused_at_login(firewall):
     with pytest.raises(psycopg.OperationalError, match="client_encoding BIG5 is not supported"):
         psycopg.connect(firewall.dsn(), client_encoding="BIG5").close()
