@@ -18,6 +18,8 @@ plaintext password per user), guard rules and exempt roles, and pool limits::
     pool_size = 20
     min_pool_size = 2
 
+    max_db_connections = 30             # across all of its user pools
+
     [databases.demo.users.reporting]    # this user's own pool, with its own limits
     pool_size = 4
 
@@ -107,6 +109,7 @@ class DatabaseConfig:
     server_lifetime: float = 3600.0  # and any server connection this old, once released
     query_wait_timeout: float = 10.0  # a client waits this long for a server, then errors
     user_limits: dict[str, PoolLimits] = field(default_factory=dict)
+    max_db_connections: int = 0  # across all its user pools; 0: no cap but each pool's
 
     def limits_for(self, user: str) -> PoolLimits:
         return self.user_limits.get(user) or PoolLimits(self.pool_size, self.min_pool_size)
@@ -165,6 +168,10 @@ def _database(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> Datab
             raise ConfigError(f"{name}.users.{user}: unknown settings {sorted(unknown)}")
         limits = {"pool_size": size, "min_pool_size": 0, **raw_limits}
         user_limits[user] = PoolLimits(*_limits(limits, f"{name}.users.{user}"))
+    max_db = int(_positive(settings.get("max_db_connections", 0), f"{name}.max_db_connections",
+                           allow_zero=True))  # fmt: skip
+    if max_db and max_db < minimum:
+        raise ConfigError(f"{name}: max_db_connections ({max_db}) is below min_pool_size")
     timeouts = {
         key: float(_positive(settings[key], f"{name}.{key}"))
         for key in ("server_idle_timeout", "server_lifetime", "query_wait_timeout")
@@ -172,7 +179,8 @@ def _database(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> Datab
     }
     return DatabaseConfig(
         name=name, upstream=Upstream.from_url(settings["upstream"]), pool_size=size,
-        min_pool_size=minimum, pool_mode=mode, user_limits=user_limits, **timeouts,
+        min_pool_size=minimum, pool_mode=mode, user_limits=user_limits,
+        max_db_connections=max_db, **timeouts,
     )  # fmt: skip
 
 
@@ -198,7 +206,7 @@ def load_config(
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     pool_defaults = {k: overrides[k] for k in ("pool_mode", "pool_size") if k in overrides}
-    for key in ("pool_mode", "pool_size", "min_pool_size"):
+    for key in ("pool_mode", "pool_size", "min_pool_size", "max_db_connections"):
         if key in raw and key not in pool_defaults:
             pool_defaults[key] = raw[key]
 

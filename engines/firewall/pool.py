@@ -40,12 +40,62 @@ class PoolStats:
     wait_seconds: float = 0.0
 
 
+class DatabaseBudget:
+    """The server connections one database allows across all its user pools
+    (``max_db_connections``; 0 for no cap), as PgBouncer's setting of that name.
+
+    Every pool logs in as the same upstream user, so at the cap the pools share: a pool with
+    no room takes another pool's idle connection, and a released connection goes to another
+    pool's waiting client before it goes idle.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.pools: list[Pool] = []
+
+    def room(self) -> bool:
+        return not self.limit or sum(pool.total for pool in self.pools) < self.limit
+
+    def take_idle(self, taker: Pool) -> ServerConnection | None:
+        """An idle, live connection of another pool, now ``taker``'s; None if there is none."""
+        now = time.monotonic()
+        for pool in self.pools:
+            while pool is not taker and pool.idle:
+                server = pool.idle.popleft()  # its least recently used
+                if pool._expired(server, now):
+                    pool._discard(server)
+                    continue
+                taker._adopt(server)
+                return server
+        return None
+
+    def give_away(self, server: ServerConnection, giver: Pool) -> bool:
+        """At the cap, hand a released connection to another pool's waiting client."""
+        if not self.limit:
+            return False
+        for pool in self.pools:
+            if pool is not giver and pool.total < pool.pool_size and pool._hand_to_waiter(server):
+                return True
+        return False
+
+    def fill_waiters(self) -> None:
+        """Room freed (a connection closed): open one for the first pool with a waiter."""
+        for pool in self.pools:
+            if pool.waiters and pool.total < pool.pool_size and self.room():
+                asyncio.get_running_loop().create_task(pool._connect_for_waiter())
+                return
+
+
 class Pool:
     """Server connections for one client user in one database, at most ``pool_size``."""
 
-    def __init__(self, database: DatabaseConfig, user: str) -> None:
+    def __init__(
+        self, database: DatabaseConfig, user: str, budget: DatabaseBudget | None = None
+    ) -> None:
         self.database = database
         self.user = user
+        self.budget = budget if budget is not None else DatabaseBudget(0)
+        self.budget.pools.append(self)
         limits = database.limits_for(user)
         self.pool_size = limits.pool_size
         self.min_pool_size = limits.min_pool_size
@@ -90,7 +140,11 @@ class Pool:
         if server is not None:
             return server
         if self.total < self.pool_size:
-            return self._lend(await self._connect())
+            if self.budget.room():
+                return self._lend(await self._connect())
+            server = self.budget.take_idle(self)
+            if server is not None:
+                return self._lend(server)
         waiter: asyncio.Future[ServerConnection] = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
         self.stats.waited += 1
@@ -100,9 +154,12 @@ class Pool:
                 server = await waiter
         except TimeoutError:
             self.stats.timeouts += 1
+            cap = self.budget.limit
             raise PoolTimeout(
                 f"no server connection free within {self.database.query_wait_timeout:g} s "
-                f"(user {self.user}'s pool_size {self.pool_size}, all busy)"
+                f"(user {self.user}'s pool_size {self.pool_size}"
+                + (f", the database's max_db_connections {cap}" if cap else "")
+                + ", all busy)"
             ) from None
         finally:
             self.stats.wait_seconds += time.monotonic() - started
@@ -126,6 +183,20 @@ class Pool:
         server.protocol.on_lost = self._lost
         return server
 
+    def _adopt(self, server: ServerConnection) -> None:
+        """Take over a connection from another pool of the same database (same login)."""
+        assert server.protocol is not None
+        server.protocol.on_lost = self._lost
+
+    def _hand_to_waiter(self, server: ServerConnection) -> bool:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                self._adopt(server)  # it may come from another pool of the database
+                waiter.set_result(self._lend(server))
+                return True
+        return False
+
     def _lend(self, server: ServerConnection) -> ServerConnection:
         self.active.add(server)
         self.stats.acquired += 1
@@ -140,11 +211,10 @@ class Pool:
             self._discard(server)
             self._fill_waiter_slot()
             return
-        while self.waiters:
-            waiter = self.waiters.popleft()
-            if not waiter.done():
-                waiter.set_result(self._lend(server))
-                return
+        if self._hand_to_waiter(server):
+            return
+        if self.budget.limit and self.budget.give_away(server, self):
+            return
         self.idle.append(server)
 
     def _discard(self, server: ServerConnection) -> None:
@@ -155,9 +225,12 @@ class Pool:
         server.close()
 
     def _fill_waiter_slot(self) -> None:
-        """A discarded connection frees a slot: open a fresh one for the first waiter."""
-        if self.waiters and self.total < self.pool_size:
+        """A discarded connection frees a slot: open a fresh one for a waiting client (of
+        this pool first, else of another pool of the database waiting for room)."""
+        if self.waiters and self.total < self.pool_size and self.budget.room():
             asyncio.get_running_loop().create_task(self._connect_for_waiter())
+        else:
+            self.budget.fill_waiters()
 
     async def _connect_for_waiter(self) -> None:
         try:
@@ -184,7 +257,7 @@ class Pool:
             for server in list(self.idle):
                 if self._expired(server, now):
                     self._discard(server)
-            while self.total < self.min_pool_size:
+            while self.total < self.min_pool_size and self.budget.room():
                 try:
                     server = await self._connect()
                 except ServerError as exc:

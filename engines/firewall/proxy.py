@@ -40,7 +40,7 @@ from .client import TRACKED_PARAMETERS, ClientSession
 from .config import ProxyConfig
 from .guard import Guard
 from .metrics import LatencyHistogram, serve_metrics
-from .pool import Pool, PoolTimeout
+from .pool import DatabaseBudget, Pool, PoolTimeout
 from .server import ServerError, guard_blind_value
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,10 @@ class FirewallProxy:
         # and every user with limits of their own get theirs at start, so min_pool_size holds
         # before the first client.
         self.pools: dict[tuple[str, str], Pool] = {}
+        self.budgets = {
+            name: DatabaseBudget(database.max_db_connections)
+            for name, database in config.databases.items()
+        }
         self.started = False
         self.sessions: dict[tuple[int, bytes], ClientSession] = {}
         self.verifiers = self._verifiers(config)
@@ -136,7 +140,9 @@ class FirewallProxy:
         """The pool of ``user`` in ``database`` (a configured one), made on first use."""
         pool = self.pools.get((database, user))
         if pool is None:
-            pool = self.pools[database, user] = Pool(self.config.databases[database], user)
+            pool = self.pools[database, user] = Pool(
+                self.config.databases[database], user, self.budgets[database]
+            )
             if self.started:
                 pool.start()
         return pool

@@ -121,6 +121,7 @@ pool_size = 3
 """
     )
     shop = load_config(path).databases["shop"]
+    assert shop.max_db_connections == 0  # no cap unless asked
     assert (shop.limits_for("alice").pool_size, shop.limits_for("alice").min_pool_size) == (3, 0)
     assert (shop.limits_for("bob").pool_size, shop.limits_for("bob").min_pool_size) == (10, 2)
 
@@ -133,6 +134,8 @@ pool_size = 3
         ("[databases.d.users.alice]\nmax = 3\n", "unknown settings"),
         ("[databases.d.users]\nalice = 3\n", "must be a table"),
         ('[users]\nbob = "b"\n[databases.d.users.alice]\npool_size = 1\n', "not in the"),
+        ("max_db_connections = -1\n", "max_db_connections must be"),
+        ("min_pool_size = 3\nmax_db_connections = 2\n", "below min_pool_size"),
     ],
 )
 def test_bad_user_limits_are_explained(tmp_path, section, message):

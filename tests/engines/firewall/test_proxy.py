@@ -323,6 +323,59 @@ def test_pipelined_batches_each_preparing_a_statement(firewall):
             assert conn.execute(second, ["user4@example.com"], prepare=True).fetchone() == (4,)
 
 
+def test_a_database_cap_is_shared_by_its_user_pools(start_firewall):
+    """max_db_connections 2 over two users' pools of 2: a pool at the cap borrows another
+    pool's idle connection, waits (and gives up clearly) when none is idle, and is handed
+    one as soon as another user releases it. Two connections serve it all."""
+    proxy = start_firewall(
+        "--metrics-listen", f"127.0.0.1:{(metrics := free_port())}",
+        config="""
+[users]
+alice = "alice-secret"
+bob = "bob-secret"
+[databases.postgres]
+upstream = "{upstream}"
+pool_size = 2
+max_db_connections = 2
+query_wait_timeout = 1
+""",
+    )  # fmt: skip
+    alice_dsn, bob_dsn = proxy.dsn("alice", "alice-secret"), proxy.dsn("bob", "bob-secret")
+    with psycopg.connect(alice_dsn, autocommit=True) as alice:
+        alice.execute("SELECT 1")  # alice's pool now holds one idle connection
+        bob1, bob2 = psycopg.connect(bob_dsn), psycopg.connect(bob_dsn)
+        try:
+            bob1.execute("SELECT 1")  # a new connection: the database's second
+            bob2.execute("SELECT 1")  # no room left: alice's idle one is borrowed
+            with pytest.raises(psycopg.OperationalError, match="max_db_connections 2"):
+                alice.execute("SELECT 1")  # both are in bob's open transactions
+        finally:
+            bob2.rollback()  # its transaction ends: the connection goes back (to bob's pool)
+            bob2.close()
+        answered = {}
+
+        def alice_waits() -> None:
+            with psycopg.connect(alice_dsn, autocommit=True) as again:
+                answered["row"] = again.execute("SELECT 2").fetchone()
+
+        waiting = threading.Thread(target=alice_waits)
+        try:
+            bob1.execute("SELECT 1")  # still in its transaction
+            with psycopg.connect(bob_dsn) as bob3:
+                bob3.execute("SELECT 1")  # bob's idle one: now both are bob's, in use
+                waiting.start()
+                time.sleep(0.3)  # alice queues
+            # bob3's transaction ended (committed on leaving the block): handed to alice
+            waiting.join(10)
+        finally:
+            bob1.rollback()
+            bob1.close()
+        assert answered["row"] == (2,)
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/stats.json", timeout=5) as reply:
+        pools = json.load(reply)["pools"]
+    assert sum(pool["connects"] for pool in pools) == 2
+
+
 def test_each_session_keeps_its_settings_on_whichever_server_it_lands(firewall):
     """Two clients take turns on the same warm server connections: each sees its own
     startup application_name and its own SET TimeZone, never the other's."""
