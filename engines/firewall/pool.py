@@ -211,7 +211,7 @@ class Pool:
             self._discard(server)
             self._fill_waiter_slot()
             return
-        if self._hand_to_waiter(server):
+        if self.waiters and self._hand_to_waiter(server):
             return
         if self.budget.limit and self.budget.give_away(server, self):
             return
