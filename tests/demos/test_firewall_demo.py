@@ -14,6 +14,8 @@ from demos import firewall
 from demos.sandbox import demo_dsn
 from portfolio.asgi import application
 
+from .wsjobs import read_until_done
+
 pytestmark = [pytest.mark.timeout(120)]
 
 ORIGIN = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
@@ -30,14 +32,7 @@ async def connect():
 async def run_job(communicator, params, wait=30):
     """Start a job and read until it is done; return (output items, the done message)."""
     await communicator.send_json_to({"type": "start", "params": params})
-    items = []
-    while True:
-        message = await communicator.receive_json_from(timeout=wait)
-        assert message["type"] != "error", message
-        if message["type"] == "output":
-            items.extend(message["items"])
-        elif message["type"] == "done":
-            return items, message
+    return await read_until_done(communicator, wait)
 
 
 async def query(communicator, sql):

@@ -12,6 +12,8 @@ from demos import scheduler
 from demos.registry import DEMOS
 from portfolio.asgi import application
 
+from .wsjobs import read_until_done
+
 pytestmark = [pytest.mark.timeout(120)]
 
 ORIGIN = [(b"origin", b"http://localhost"), (b"host", b"localhost")]
@@ -32,17 +34,6 @@ async def start(communicator, params):
     message = await communicator.receive_json_from(timeout=10)
     assert message["type"] == "started", message
     return message["job"]
-
-
-async def read_until_done(communicator, wait=60):
-    items = []
-    while True:
-        message = await communicator.receive_json_from(timeout=wait)
-        assert message["type"] != "error", message
-        if message["type"] == "output":
-            items.extend(message["items"])
-        elif message["type"] == "done":
-            return items, message
 
 
 async def run(communicator, params):

@@ -306,23 +306,6 @@ pool_size = 1
     assert (pools["bob"]["size"], pools["bob"]["timeouts"]) == (3, 0)
 
 
-def test_pipelined_batches_each_preparing_a_statement(firewall):
-    """The end of one batch must not make the proxy forget what a later, already pipelined
-    batch prepares: reusing both statements afterwards finds them prepared."""
-    first = "SELECT email FROM users WHERE id = %s"
-    second = "SELECT id FROM users WHERE email = %s"
-    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
-        with conn.pipeline() as pipeline:
-            one = conn.execute(first, [1], prepare=True)
-            pipeline.sync()
-            two = conn.execute(second, ["user2@example.com"], prepare=True)
-            pipeline.sync()
-        assert (one.fetchone(), two.fetchone()) == (("user1@example.com",), (2,))
-        for _ in range(3):
-            assert conn.execute(first, [3], prepare=True).fetchone() == ("user3@example.com",)
-            assert conn.execute(second, ["user4@example.com"], prepare=True).fetchone() == (4,)
-
-
 def test_a_database_cap_is_shared_by_its_user_pools(start_firewall):
     """max_db_connections 2 over two users' pools of 2: a pool at the cap borrows another
     pool's idle connection, waits (and gives up clearly) when none is idle, and is handed
