@@ -19,8 +19,6 @@ import asyncio
 import itertools
 import logging
 import struct
-import time
-from collections import deque
 from typing import TYPE_CHECKING
 
 from engines.pgwire import (
@@ -33,7 +31,8 @@ from engines.pgwire import (
     error_response,
 )
 
-from .guard import Verdict
+from ._relay import ClientCore
+from .guard import ALLOWED
 from .pool import Pool, PoolTimeout
 from .prepared import StatementRenamer
 from .server import ServerConnection, ServerError
@@ -53,8 +52,13 @@ _tokens = itertools.count(1)
 _session_ids = itertools.count(1)
 
 
-class ClientSession(asyncio.Protocol):
-    """One logged-in client: forwards its messages to a borrowed server connection."""
+class ClientSession(ClientCore, asyncio.Protocol):
+    """One logged-in client: forwards its messages to a borrowed server connection.
+
+    The per-message path is compiled (ClientCore): ``data_received`` forwards a whole simple
+    Query the verdict cache allows, ``server_ready`` hands the server back at the end of a
+    transaction; everything else comes here (``pump``, ``_guard``, ``_replay``, endings).
+    """
 
     def __init__(
         self,
@@ -71,11 +75,9 @@ class ClientSession(asyncio.Protocol):
         self.transport = transport
         self.key = key  # (process id, secret) the client was given, for CancelRequest
         self.session_mode = pool.database.pool_mode == "session"
-        self.server: ServerConnection | None = None
+        self.server = None
         self.buffer = b""
-        self.expected_ready = 0  # ReadyForQuery messages owed for Query/Sync sent on
-        self.sent_at: deque[float] = deque()  # when each of those went out: round-trip latency
-        self.rewrites: dict[str, Verdict] = {}
+        self.rewrites = {}
         self.acquiring: asyncio.Task | None = None
         self.closed = False
         self.stream_writer: asyncio.StreamWriter | None = None
@@ -84,40 +86,10 @@ class ClientSession(asyncio.Protocol):
         self.renamer = None if self.session_mode else StatementRenamer(next(_session_ids))
         # The tracked settings this session should see (TRACKED_PARAMETERS), kept in step with
         # the server's ParameterStatus reports by ServerProtocol.
-        self.wanted: dict[str, str] = wanted or {}
+        self.wanted = wanted or {}
+        self.bind(proxy.guard, proxy.latency, ALLOWED)
 
-    # -- client to server -----------------------------------------------------------------
-
-    def data_received(self, data: bytes) -> None:
-        if not self.buffer and self.acquiring is None and self._forward_query(data):
-            return
-        self.buffer = self.buffer + data if self.buffer else data
-        if self.acquiring is None:
-            self.pump()
-
-    def _forward_query(self, data: bytes) -> bool:
-        """The hot path: ``data`` is exactly one simple Query (pgbench, psql, most drivers'
-        plain statements arrive so) and a server is at hand. Checks and forwards it as it
-        came, no frame scan, no copy; returns False to leave anything else to pump()."""
-        if len(data) < 6:
-            return False
-        kind, length = _HEADER.unpack_from(data)
-        if kind != b"Q" or length + 1 != len(data):
-            return False
-        server = self.server
-        if server is None:
-            server = self.pool.try_acquire()
-            if server is None:
-                return False
-            self.attach(server)
-        replacement = self._guard(kind, data)
-        if self.closed:
-            return True
-        self.expected_ready += 1
-        self.sent_at.append(time.perf_counter())
-        server.statements.batches_sent += 1
-        server.transport.write(data if replacement is None else replacement)
-        return True
+    # -- client to server (after ClientCore.data_received) ------------------------------
 
     def pump(self) -> None:
         """Forward every complete message in the buffer; borrow a server first if needed."""
@@ -160,13 +132,9 @@ class ClientSession(asyncio.Protocol):
                     parts.append(replacement)
                     start = frame_end
                 if kind == b"Q":
-                    self.expected_ready += 1
-                    self.sent_at.append(time.perf_counter())
-                    self.server.statements.batches_sent += 1
+                    self.sent_batch()
             elif kind == b"S" or kind == b"F":
-                self.expected_ready += 1
-                self.sent_at.append(time.perf_counter())
-                self.server.statements.batches_sent += 1
+                self.sent_batch()
             elif self.renamer is not None and (kind == b"B" or kind == b"D" or kind == b"C"):
                 renamed = self.renamer.rewrite(kind, buffer[end:frame_end], self.server.statements)
                 if renamed is not None:
@@ -236,15 +204,6 @@ class ClientSession(asyncio.Protocol):
         self.transport.resume_reading()
         self.pump()
 
-    def attach(self, server: ServerConnection) -> None:
-        self.server = server
-        server.attach(self)
-        parameters = server.parameters
-        for name, value in self.wanted.items():  # a loop, not a comprehension: hot path
-            if parameters.get(name) != value:
-                self._replay(server)
-                break
-
     def _replay(self, server: ServerConnection) -> None:
         """Bring a server's settings in line with this session's before its messages go on:
         one Query of SETs, pipelined ahead of them, whose answers ServerProtocol drops."""
@@ -259,21 +218,6 @@ class ClientSession(asyncio.Protocol):
         server.write(Query(sql).encode())
 
     # -- server to client (called by ServerProtocol) --------------------------------------
-
-    def server_ready(self, status: str) -> None:
-        if self.sent_at:
-            self.proxy.latency.observe(time.perf_counter() - self.sent_at.popleft())
-        self.expected_ready -= 1
-        if self.expected_ready > 0:
-            return
-        self.expected_ready = 0
-        if self.rewrites:
-            self.rewrites.clear()  # a blocked statement skipped after an earlier error
-        if not self.session_mode and status == "I" and self.server is not None:
-            server, self.server = self.server, None
-            self.pool.release(server)
-            if len(self.buffer) >= 5:
-                self.pump()
 
     def rewrite_error(self, frame: bytes) -> bytes | None:
         message = decode_backend(b"E", frame[5:])

@@ -18,10 +18,12 @@ import json
 import logging
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pglast import parser as pg_parser
+
+from ._relay import GuardStats
 
 logger = logging.getLogger(__name__)
 
@@ -145,16 +147,6 @@ class Verdict:
 
 
 ALLOWED = Verdict(True)
-
-
-@dataclass
-class GuardStats:
-    """Counters the proxy exposes: checks, cache hits, and blocks per rule."""
-
-    checked: int = 0
-    cache_hits: int = 0
-    parse_errors: int = 0
-    blocked: dict[str, int] = field(default_factory=dict)
 
 
 def _nodes(tree: Any) -> Iterator[tuple[str, dict]]:

@@ -9,10 +9,11 @@ its own network hop.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import json
 import logging
 from typing import TYPE_CHECKING, Any
+
+from ._relay import LatencyCounts
 
 if TYPE_CHECKING:
     from .proxy import FirewallProxy
@@ -39,19 +40,13 @@ BUCKETS_US = (
 )
 
 
-class LatencyHistogram:
-    """Counts of round trips by latency bucket, with percentiles read off the buckets."""
+class LatencyHistogram(LatencyCounts):
+    """Counts of round trips by latency bucket, with percentiles read off the buckets.
+    Counting (``observe``, ``counts``, ``total``, ``sum_us``) is compiled: it runs once per
+    round trip."""
 
     def __init__(self) -> None:
-        self.counts = [0] * (len(BUCKETS_US) + 1)
-        self.total = 0
-        self.sum_us = 0.0
-
-    def observe(self, seconds: float) -> None:
-        micros = seconds * 1e6
-        self.counts[bisect.bisect_left(BUCKETS_US, micros)] += 1
-        self.total += 1
-        self.sum_us += micros
+        super().__init__(BUCKETS_US)
 
     def percentile(self, fraction: float) -> float | str | None:
         """The bucket bound below which ``fraction`` of round trips fall (an upper estimate);

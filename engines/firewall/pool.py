@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import deque
-from dataclasses import dataclass
 
+from ._relay import PoolCore, PoolStats, monotonic
 from .config import DatabaseConfig
 from .server import ServerConnection, ServerError
 
@@ -25,19 +24,6 @@ logger = logging.getLogger(__name__)
 
 class PoolTimeout(Exception):
     """No server connection became free in time."""
-
-
-@dataclass
-class PoolStats:
-    """Counters for SHOW POOLS / metrics."""
-
-    acquired: int = 0
-    waited: int = 0
-    timeouts: int = 0
-    connects: int = 0
-    connect_failures: int = 0
-    discarded: int = 0
-    wait_seconds: float = 0.0
 
 
 class DatabaseBudget:
@@ -58,10 +44,10 @@ class DatabaseBudget:
 
     def take_idle(self, taker: Pool) -> ServerConnection | None:
         """An idle, live connection of another pool, now ``taker``'s; None if there is none."""
-        now = time.monotonic()
+        now = monotonic()
         for pool in self.pools:
             while pool is not taker and pool.idle:
-                server = pool.idle.popleft()  # its least recently used
+                server = pool.idle.pop(0)  # its least recently used
                 if pool._expired(server, now):
                     pool._discard(server)
                     continue
@@ -86,8 +72,9 @@ class DatabaseBudget:
                 return
 
 
-class Pool:
-    """Server connections for one client user in one database, at most ``pool_size``."""
+class Pool(PoolCore):
+    """Server connections for one client user in one database, at most ``pool_size``.
+    Lending and taking back (``try_acquire``, ``release``) are compiled in PoolCore."""
 
     def __init__(
         self, database: DatabaseConfig, user: str, budget: DatabaseBudget | None = None
@@ -96,11 +83,14 @@ class Pool:
         self.user = user
         self.budget = budget if budget is not None else DatabaseBudget(0)
         self.budget.pools.append(self)
+        self.shares_budget = bool(self.budget.limit)
         limits = database.limits_for(user)
         self.pool_size = limits.pool_size
         self.min_pool_size = limits.min_pool_size
-        self.idle: deque[ServerConnection] = deque()
-        self.active: set[ServerConnection] = set()
+        self.server_lifetime = database.server_lifetime
+        self.server_idle_timeout = database.server_idle_timeout
+        self.idle = []  # a stack: the most recently used connection on top
+        self.active = set()
         self.connecting = 0
         self.waiters: deque[asyncio.Future[ServerConnection]] = deque()
         self.stats = PoolStats()
@@ -110,29 +100,6 @@ class Pool:
     @property
     def total(self) -> int:
         return len(self.idle) + len(self.active) + self.connecting
-
-    def _expired(self, server: ServerConnection, now: float) -> bool:
-        return (
-            server.closed
-            or now - server.created > self.database.server_lifetime
-            or now - server.last_used > self.database.server_idle_timeout
-        )
-
-    def try_acquire(self) -> ServerConnection | None:
-        """An idle server connection right now, or None: the hot path, with no task switch."""
-        idle = self.idle
-        if not idle:
-            return None
-        now = time.monotonic()
-        while idle:
-            server = idle.pop()  # most recently used first
-            if self._expired(server, now):
-                self._discard(server)
-                continue
-            self.active.add(server)
-            self.stats.acquired += 1
-            return server
-        return None
 
     async def acquire(self) -> ServerConnection:
         """A logged-in, idle server connection; waits up to query_wait_timeout for one."""
@@ -148,7 +115,7 @@ class Pool:
         waiter: asyncio.Future[ServerConnection] = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
         self.stats.waited += 1
-        started = time.monotonic()
+        started = monotonic()
         try:
             async with asyncio.timeout(self.database.query_wait_timeout):
                 server = await waiter
@@ -162,7 +129,7 @@ class Pool:
                 + ", all busy)"
             ) from None
         finally:
-            self.stats.wait_seconds += time.monotonic() - started
+            self.stats.wait_seconds += monotonic() - started
             with contextlib.suppress(ValueError):
                 self.waiters.remove(waiter)
         return server  # already lent by release()
@@ -202,21 +169,6 @@ class Pool:
         self.stats.acquired += 1
         return server
 
-    def release(self, server: ServerConnection) -> None:
-        """Take a server back; only a live connection idle outside a transaction is kept."""
-        self.active.discard(server)
-        now = time.monotonic()
-        server.detach(now)
-        if server.closed or server.status != "I" or self._expired(server, now):
-            self._discard(server)
-            self._fill_waiter_slot()
-            return
-        if self.waiters and self._hand_to_waiter(server):
-            return
-        if self.budget.limit and self.budget.give_away(server, self):
-            return
-        self.idle.append(server)
-
     def _discard(self, server: ServerConnection) -> None:
         self.stats.discarded += 1
         with contextlib.suppress(ValueError):
@@ -253,7 +205,7 @@ class Pool:
     async def warm(self) -> None:
         """Open connections up to min_pool_size, keep them there, and close stale idle ones."""
         while True:
-            now = time.monotonic()
+            now = monotonic()
             for server in list(self.idle):
                 if self._expired(server, now):
                     self._discard(server)

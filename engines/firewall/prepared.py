@@ -22,60 +22,15 @@ recycled (``server_lifetime``); the per-client prefix keeps them from ever being
 from __future__ import annotations
 
 import struct
-from collections import deque
-from dataclasses import dataclass, field
+
+# ServerStatements is compiled: every ReadyForQuery of every transaction updates it.
+from ._relay import ServerStatements
 
 _LENGTH = struct.Struct("!I")
 
 
 def frame(kind: bytes, payload: bytes) -> bytes:
     return kind + _LENGTH.pack(len(payload) + 4) + payload
-
-
-@dataclass(slots=True)
-class Expectation:
-    """A ParseComplete ('1') or CloseComplete ('3') the server owes, in order."""
-
-    batch: int  # how many Syncs/Queries were sent before the message: its Sync batch
-    kind: bytes
-    injected: bool  # the proxy's own message: drop the answer instead of relaying it
-    statement: str | None = None  # the server-side name a Parse prepares
-
-
-@dataclass
-class ServerStatements:
-    """What one server connection has prepared and which answers it still owes."""
-
-    prepared: set[str] = field(default_factory=set)
-    expected: deque[Expectation] = field(default_factory=deque)
-    batches_sent: int = 0
-    batches_done: int = 0
-
-    def expect(self, kind: bytes, injected: bool, statement: str | None = None) -> None:
-        self.expected.append(Expectation(self.batches_sent, kind, injected, statement))
-
-    def answered(self) -> bool:
-        """A ParseComplete/CloseComplete arrived: True if the proxy asked for it (drop it)."""
-        return self.expected.popleft().injected if self.expected else False
-
-    def failed(self) -> None:
-        """An ErrorResponse: the server skips the rest of this batch, answers included."""
-        self._forget_through(self.batches_done)  # the batch being answered
-
-    def ready(self) -> None:
-        """A ReadyForQuery: one batch is over, and nothing of it can still be answered."""
-        self.batches_done += 1
-        if self.expected:
-            # Batches are numbered from 0, so the one just finished is batches_done - 1; the
-            # expectations of later batches (pipelined already) stay.
-            self._forget_through(self.batches_done - 1)
-
-    def _forget_through(self, batch: int) -> None:
-        expected = self.expected
-        while expected and expected[0].batch <= batch:
-            skipped = expected.popleft()
-            if skipped.statement is not None:
-                self.prepared.discard(skipped.statement)
 
 
 class StatementRenamer:

@@ -14,8 +14,6 @@ import asyncio
 import functools
 import logging
 import ssl
-import struct
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -42,15 +40,14 @@ from engines.pgwire import (
     md5_password,
 )
 
+from ._relay import ServerCore, ServerRelay, ServerStatements, monotonic
 from .config import Upstream
-from .prepared import ServerStatements
 
 if TYPE_CHECKING:
     from .client import ClientSession
 
 logger = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("!cI")
 CONNECT_TIMEOUT = 10.0
 # PostgreSQL's client-only encodings: multibyte characters whose later bytes may be ASCII
 # quotes or backslashes (every server encoding is ASCII-safe). See guard.py for why neither
@@ -111,17 +108,19 @@ async def _open(upstream: Upstream) -> tuple[asyncio.StreamReader, asyncio.Strea
     return reader, writer
 
 
-class ServerConnection:
-    """One logged-in connection to PostgreSQL, owned by a pool."""
+class ServerConnection(ServerCore):
+    """One logged-in connection to PostgreSQL, owned by a pool. Its per-message state
+    (transport, status, parameters, statements) and ``attach``/``detach``/``write`` are
+    compiled in ServerCore."""
 
     def __init__(self, upstream: Upstream, transport: asyncio.Transport) -> None:
         self.upstream = upstream
         self.transport = transport
-        self.parameters: dict[str, str] = {}
+        self.parameters = {}
         self.process_id = 0
         self.secret_key = b""
         self.status = "I"  # transaction status from the last ReadyForQuery
-        self.created = time.monotonic()
+        self.created = monotonic()
         self.last_used = self.created
         self.closed = False
         self.protocol: ServerProtocol | None = None
@@ -223,21 +222,6 @@ class ServerConnection:
                         f"unsupported authentication request {type(message).__name__}", "28000"
                     )
 
-    # -- attached to a client -------------------------------------------------------------
-
-    def attach(self, client: ClientSession) -> None:
-        assert self.protocol is not None
-        self.protocol.client = client
-
-    def detach(self, now: float) -> None:
-        """Back from a client at ``now`` (monotonic): the idle timeout counts from here."""
-        if self.protocol is not None:
-            self.protocol.client = None
-        self.last_used = now
-
-    def write(self, data: bytes | bytearray) -> None:
-        self.transport.write(data)
-
     def close(self) -> None:
         if not self.closed:
             self.closed = True
@@ -251,8 +235,9 @@ class ServerConnection:
         writer.close()
 
 
-class ServerProtocol(asyncio.Protocol):
-    """Relays the server's messages to the attached client, whole messages at a time."""
+class ServerProtocol(ServerRelay, asyncio.Protocol):
+    """Relays the server's messages to the attached client, whole messages at a time.
+    ``data_received`` is compiled (ServerRelay); what it meets rarely is handled here."""
 
     def __init__(self, server: ServerConnection) -> None:
         self.server = server
@@ -261,72 +246,10 @@ class ServerProtocol(asyncio.Protocol):
         self.buffer = b""
         self.on_lost: Callable[[ServerConnection], None] | None = None
 
-    def data_received(self, data: bytes) -> None:
-        # Work on an immutable bytes object: transports may hold on to what we write until
-        # the socket takes it, so slices of it must never change under them. In the common
-        # case (no partial message left over) this is the received object itself, no copy,
-        # and a response that ends in its ReadyForQuery is written on in one piece.
-        buffer = self.buffer + data if self.buffer else data
-        server = self.server
-        statements = server.statements
-        client = self.client
-        start = end = 0
-        size = len(buffer)
-        while size - end >= 5:
-            kind, length = _HEADER.unpack_from(buffer, end)
-            frame_end = end + 1 + length
-            if frame_end > size:
-                break
-            if self.swallow:
-                # The answer to the SETs the proxy slipped in before the client's messages
-                # (see ClientSession.attach): nothing the client asked for, so nothing is
-                # passed on, but the server's settings are noted all the same.
-                if kind == b"Z":
-                    self.swallow -= 1
-                    server.status = chr(buffer[end + 5])
-                    statements.ready()
-                elif kind == b"S" and not self._note_setting(buffer, end, frame_end):
-                    return
-                elif kind == b"E":
-                    # A setting the client asked for at login that the server refuses (an
-                    # unknown TimeZone, say): PostgreSQL would have refused the login, so the
-                    # session ends here with the server's reason, never half-configured.
-                    self._replay_failed(buffer[end:frame_end])
-                    return
-                start = end = frame_end
-                continue
-            if kind == b"Z":
-                server.status = status = chr(buffer[end + 5])
-                statements.ready()
-                if client is not None:
-                    whole = start == 0 and frame_end == size
-                    client.transport.write(buffer if whole else memoryview(buffer)[start:frame_end])
-                    start = frame_end
-                    client.server_ready(status)
-                    client = self.client  # the client may have let the server go
-            elif kind == b"S" and not self._note_setting(buffer, end, frame_end):
-                return
-            elif kind == b"E":
-                statements.failed()
-                if client is not None and client.rewrites:
-                    replacement = client.rewrite_error(buffer[end:frame_end])
-                    if replacement is not None:
-                        client.transport.write(memoryview(buffer)[start:end])
-                        client.transport.write(replacement)
-                        start = frame_end
-                elif client is None:
-                    # An idle server speaking up is being shut down (admin command, crash).
-                    logger.warning("event=idle_server_error pid=%s", server.process_id)
-                    server.close()
-            elif (kind == b"1" or kind == b"3") and statements.expected and statements.answered():
-                # The answer to the proxy's own Parse/Close: the client never asked, drop it.
-                if client is not None:
-                    client.transport.write(memoryview(buffer)[start:end])
-                start = frame_end
-            end = frame_end
-        if client is not None and end > start:
-            client.transport.write(buffer if end - start == size else memoryview(buffer)[start:end])
-        self.buffer = buffer[end:] if end < size else b""
+    def _idle_error(self) -> None:
+        """An idle server speaking up is being shut down (admin command, crash)."""
+        logger.warning("event=idle_server_error pid=%s", self.server.process_id)
+        self.server.close()
 
     def _note_setting(self, buffer: bytes, start: int, end: int) -> bool:
         """A ParameterStatus: note the server's new value, and the attached session's (the
