@@ -12,8 +12,17 @@ Each class is the base of the Python class that owns the rest of its job (client
 server.py, pool.py, guard.py, metrics.py, prepared.py): login, blocked statements,
 prepared-statement renaming, faults, waiting. Anything but the common case is handed
 back to those Python methods by name (``pump``, ``_guard``, ``_note_setting``…).
+
+The connection, pool and histogram classes are subclassed in Python, and a ``cpdef``
+method called on an instance of a Python subclass first looks itself up by name to find an
+override (Cython's dispatch check; its one-slot cache misses whenever the instance differs
+from the last one, so on nearly every call with 20 clients). So their hot methods are plain
+``cdef`` (``_acquire``, ``_release``…) called from C, each with a ``def`` of the public name
+for the Python side; and each connection keeps its transport's bound ``write`` rather than
+looking it up per message.
 """
 
+cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
 
@@ -89,7 +98,10 @@ cdef class LatencyCounts:
         self.total = 0
         self.sum_us = 0.0
 
-    cpdef void observe(self, double seconds):
+    def observe(self, double seconds) -> None:
+        self._observe(seconds)
+
+    cdef void _observe(self, double seconds) noexcept:
         cdef double micros = seconds * 1e6
         cdef int i = 0
         # The first bound >= micros (bisect_left); a linear scan beats a bisection at ~20.
@@ -132,6 +144,7 @@ cdef class PoolStats:
 # -- what a server connection has prepared (prepared.py explains why) ----------------------
 
 
+@cython.final
 cdef class Expectation:
     """A ParseComplete ('1') or CloseComplete ('3') the server owes, in order."""
 
@@ -147,6 +160,7 @@ cdef class Expectation:
         self.statement = statement
 
 
+@cython.final
 cdef class ServerStatements:
     """What one server connection has prepared and which answers it still owes."""
 
@@ -195,7 +209,8 @@ cdef class ServerStatements:
 cdef class ServerCore:
     """The per-message state of one server connection (server.ServerConnection)."""
 
-    cdef public object transport
+    cdef object _transport
+    cdef object _write  # _transport.write, bound once
     cdef public object protocol  # a ServerRelay once logged in
     cdef public dict parameters
     cdef public ServerStatements statements
@@ -204,17 +219,34 @@ cdef class ServerCore:
     cdef public double last_used
     cdef public bint closed
 
-    cpdef void attach(self, client):
+    @property
+    def transport(self):
+        return self._transport
+
+    @transport.setter
+    def transport(self, transport) -> None:
+        self._transport = transport
+        self._write = transport.write
+
+    def attach(self, client) -> None:
         (<ServerRelay>self.protocol).client = client
 
-    cpdef void detach(self, double now):
+    cdef void _detach(self, double now):
         """Back from a client at ``now`` (monotonic): the idle timeout counts from here."""
         if self.protocol is not None:
             (<ServerRelay>self.protocol).client = None
         self.last_used = now
 
-    cpdef void write(self, data):
-        self.transport.write(data)
+    def write(self, data) -> None:
+        self._write(data)
+
+
+cdef inline void _send(client, chunk) except *:
+    """Write to a client: a session's bound write, or a stand-in's transport."""
+    if isinstance(client, ClientCore):
+        (<ClientCore>client)._write(chunk)
+    else:
+        client.transport.write(chunk)
 
 
 cdef class ServerRelay:
@@ -269,13 +301,12 @@ cdef class ServerRelay:
                 server.status = status = _status(p[end + 5])
                 statements.ready()
                 if client is not None:
-                    if start == 0 and frame_end == size:
-                        client.transport.write(buffer)
-                    else:
-                        client.transport.write(memoryview(buffer)[start:frame_end])
+                    chunk = buffer if start == 0 and frame_end == size else (
+                        memoryview(buffer)[start:frame_end])
                     start = frame_end
+                    _send(client, chunk)
                     if isinstance(client, ClientCore):
-                        (<ClientCore>client).server_ready(status)
+                        (<ClientCore>client)._server_ready(status)
                     else:
                         client.server_ready(status)
                     client = self.client  # the client may have let the server go
@@ -286,22 +317,19 @@ cdef class ServerRelay:
                 if client is not None and client.rewrites:
                     replacement = client.rewrite_error(buffer[end:frame_end])
                     if replacement is not None:
-                        client.transport.write(memoryview(buffer)[start:end])
-                        client.transport.write(replacement)
+                        _send(client, memoryview(buffer)[start:end])
+                        _send(client, replacement)
                         start = frame_end
                 elif client is None:
                     self._idle_error()
             elif (kind == b"1" or kind == b"3") and statements.expected and statements.answered():
                 # The answer to the proxy's own Parse/Close: the client never asked, drop it.
                 if client is not None:
-                    client.transport.write(memoryview(buffer)[start:end])
+                    _send(client, memoryview(buffer)[start:end])
                 start = frame_end
             end = frame_end
         if client is not None and end > start:
-            if end - start == size:
-                client.transport.write(buffer)
-            else:
-                client.transport.write(memoryview(buffer)[start:end])
+            _send(client, buffer if end - start == size else memoryview(buffer)[start:end])
         self.buffer = buffer[end:] if end < size else b""
 
 
@@ -321,15 +349,21 @@ cdef class PoolCore:
     cdef public object budget  # pool.DatabaseBudget: the database's cap across its pools
     cdef public bint shares_budget  # that cap is set
 
-    cpdef bint _expired(self, ServerCore server, double now):
+    def _expired(self, ServerCore server, double now) -> bool:
+        return self._is_expired(server, now)
+
+    cdef bint _is_expired(self, ServerCore server, double now):
         return (
             server.closed
             or now - server.created > self.server_lifetime
             or now - server.last_used > self.server_idle_timeout
         )
 
-    cpdef ServerCore try_acquire(self):
+    def try_acquire(self):
         """An idle server connection right now, or None: the hot path, with no task switch."""
+        return self._acquire()
+
+    cdef ServerCore _acquire(self):
         cdef ServerCore server
         cdef double now
         idle = self.idle
@@ -338,7 +372,7 @@ cdef class PoolCore:
         now = _now()
         while idle:
             server = idle.pop()  # most recently used first
-            if self._expired(server, now):
+            if self._is_expired(server, now):
                 self._discard(server)
                 continue
             self.active.add(server)
@@ -346,12 +380,15 @@ cdef class PoolCore:
             return server
         return None
 
-    cpdef void release(self, ServerCore server):
+    def release(self, ServerCore server) -> None:
         """Take a server back; only a live connection idle outside a transaction is kept."""
+        self._release(server)
+
+    cdef void _release(self, ServerCore server) except *:
         cdef double now = _now()
         self.active.discard(server)
-        server.detach(now)
-        if server.closed or server.status != "I" or self._expired(server, now):
+        server._detach(now)
+        if server.closed or server.status != "I" or self._is_expired(server, now):
             self._discard(server)
             self._fill_waiter_slot()
             return
@@ -376,7 +413,8 @@ cdef class ClientCore:
     cdef public object proxy
     cdef public PoolCore pool
     cdef public str user
-    cdef public object transport
+    cdef object _transport
+    cdef object _write  # _transport.write, bound once
     cdef public ServerCore server
     cdef public bytes buffer
     cdef public long long expected_ready  # ReadyForQuery messages owed for Query/Sync sent on
@@ -395,6 +433,15 @@ cdef class ClientCore:
     # _sent_first is the oldest kept; replies come back in batch order.
     cdef double _sent[SENT_RING]
     cdef unsigned long long _sent_first, _sent_count, _sends, _replies
+
+    @property
+    def transport(self):
+        return self._transport
+
+    @transport.setter
+    def transport(self, transport) -> None:
+        self._transport = transport
+        self._write = transport.write
 
     def bind(self, guard, LatencyCounts latency, allowed) -> None:
         """Wire the compiled path to the proxy's guard (its verdict cache and the verdict
@@ -424,17 +471,17 @@ cdef class ClientCore:
             return False
         cdef ServerCore server = self.server
         if server is None:
-            server = self.pool.try_acquire()
+            server = self.pool._acquire()
             if server is None:
                 return False
-            self.attach(server)
+            self._attach(server)
         replacement = None
         if p[size - 1] != 0 or not self._allowed_by_cache(p + 5, size - 6):
             replacement = self._guard(b"Q", data)  # a miss, a block, or malformed
             if self.closed:
                 return True
-        self.sent_batch()
-        server.transport.write(data if replacement is None else replacement)
+        self._sent_batch()
+        server._write(data if replacement is None else replacement)
         return True
 
     cdef bint _allowed_by_cache(self, const unsigned char* sql, Py_ssize_t size) except -1:
@@ -458,8 +505,11 @@ cdef class ClientCore:
         self._guard_stats.cache_hits += 1
         return True
 
-    cpdef void sent_batch(self):
+    def sent_batch(self) -> None:
         """A Query or Sync went to the server: one more ReadyForQuery is owed."""
+        self._sent_batch()
+
+    cdef void _sent_batch(self) noexcept:
         cdef unsigned long long batch = self._sends
         self._sends += 1
         self.expected_ready += 1
@@ -470,9 +520,12 @@ cdef class ClientCore:
             self._sent_count += 1
         self.server.statements.batches_sent += 1
 
-    cpdef void attach(self, ServerCore server):
+    def attach(self, ServerCore server) -> None:
+        self._attach(server)
+
+    cdef void _attach(self, ServerCore server) except *:
         self.server = server
-        server.attach(self)
+        (<ServerRelay>server.protocol).client = self
         if self.wanted:
             parameters = server.parameters
             for name, value in self.wanted.items():
@@ -480,11 +533,14 @@ cdef class ClientCore:
                     self._replay(server)
                     break
 
-    cpdef void server_ready(self, str status):
+    def server_ready(self, str status) -> None:
+        self._server_ready(status)
+
+    cdef void _server_ready(self, str status) except *:
         cdef unsigned long long batch = self._replies
         self._replies += 1
         if self._sent_count and self._sent_first == batch:
-            self._latency.observe(_now() - self._sent[batch % SENT_RING])
+            self._latency._observe(_now() - self._sent[batch % SENT_RING])
             self._sent_first += 1
             self._sent_count -= 1
         self.expected_ready -= 1
@@ -496,6 +552,6 @@ cdef class ClientCore:
         cdef ServerCore server = self.server
         if not self.session_mode and status == "I" and server is not None:
             self.server = None
-            self.pool.release(server)
+            self.pool._release(server)
             if PyBytes_GET_SIZE(self.buffer) >= 5:
                 self.pump()
