@@ -218,6 +218,11 @@ cdef class ServerCore:
     cdef public double created
     cdef public double last_used
     cdef public bint closed
+    # The session settings (a ClientSession's ``wanted`` dict) this server's parameters were
+    # last found to match; None once a ParameterStatus changes them. Sessions that logged in
+    # with the same settings share one such dict (proxy.py), so the check is one identity
+    # test per transaction instead of a walk over the settings.
+    cdef public object settings_checked
 
     @property
     def transport(self):
@@ -526,12 +531,15 @@ cdef class ClientCore:
     cdef void _attach(self, ServerCore server) except *:
         self.server = server
         (<ServerRelay>server.protocol).client = self
-        if self.wanted:
+        wanted = self.wanted
+        if wanted and server.settings_checked is not wanted:
             parameters = server.parameters
-            for name, value in self.wanted.items():
+            for name, value in wanted.items():
                 if parameters.get(name) != value:
-                    self._replay(server)
+                    self._replay(server)  # its answers bring _note_setting, which resets the mark
                     break
+            else:
+                server.settings_checked = wanted
 
     def server_ready(self, str status) -> None:
         self._server_ready(status)

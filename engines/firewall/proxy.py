@@ -46,6 +46,7 @@ from .server import ServerError, guard_blind_value
 logger = logging.getLogger(__name__)
 
 LOGIN_TIMEOUT = 15.0
+MAX_SETTINGS_PROFILES = 1024  # distinct login settings whose dict sessions share
 
 
 class LoginFailed(Exception):
@@ -78,6 +79,7 @@ class FirewallProxy:
         self.logins = 0
         self.login_failures = 0
         self.latency = LatencyHistogram()
+        self.settings_profiles: dict[frozenset[tuple[str, str]], dict[str, str]] = {}
         self.server: asyncio.base_events.Server | None = None
         self.metrics_server: asyncio.base_events.Server | None = None
         self.tls: ssl.SSLContext | None = None
@@ -146,6 +148,19 @@ class FirewallProxy:
             if self.started:
                 pool.start()
         return pool
+
+    def _shared_settings(self, wanted: dict[str, str]) -> dict[str, str]:
+        """One dict per distinct set of session settings, shared by every session that
+        logged in with it, so a server found to match one of them matches all by identity
+        (ClientCore._attach). Sessions copy it before changing it. Capped: past that, a new
+        combination (an application_name per client, say) keeps a dict of its own."""
+        key = frozenset(wanted.items())
+        shared = self.settings_profiles.get(key)
+        if shared is not None:
+            return shared
+        if len(self.settings_profiles) < MAX_SETTINGS_PROFILES:
+            self.settings_profiles[key] = wanted
+        return wanted
 
     def forget(self, session: ClientSession) -> None:
         self.sessions.pop(session.key, None)
@@ -254,7 +269,7 @@ class FirewallProxy:
                     getattr(exc, "sqlstate", "08006"), f"database unavailable: {exc}"
                 ) from exc
         key = (secrets.randbelow(2**31 - 1) + 1, secrets.token_bytes(4))
-        wanted = _wanted_parameters(pool.parameters, packet.parameters)
+        wanted = self._shared_settings(_wanted_parameters(pool.parameters, packet.parameters))
         session = ClientSession(self, pool, user, writer.transport, key, wanted)  # type: ignore[arg-type]
         if session.session_mode:
             try:

@@ -260,8 +260,11 @@ class ServerProtocol(ServerRelay, asyncio.Protocol):
             self._guard_blinded(name, value)
             return False
         self.server.parameters[name] = value
-        if self.client is not None and name in self.client.wanted:
-            self.client.wanted[name] = value
+        self.server.settings_checked = None
+        client = self.client
+        if client is not None and name in client.wanted and client.wanted[name] != value:
+            # A copy, never in place: sessions that logged in alike share one dict (proxy.py).
+            client.wanted = {**client.wanted, name: value}
         return True
 
     def _replay_failed(self, frame: bytes) -> None:

@@ -377,6 +377,25 @@ def test_each_session_keeps_its_settings_on_whichever_server_it_lands(firewall):
         beta.close()
 
 
+def test_a_set_stays_with_its_session_when_others_logged_in_alike(firewall):
+    """Sessions with the same startup settings share what the proxy keeps of them: one
+    session's SET must not reach the others, nor be taken as already in place on a
+    server connection it changed."""
+    first, *others = [
+        psycopg.connect(firewall.dsn(), autocommit=True, application_name="alike") for _ in range(3)
+    ]
+    try:
+        default_zone = others[0].execute("SHOW TimeZone").fetchone()[0]
+        first.execute("SET TimeZone = 'Asia/Tokyo'")
+        for _ in range(5):
+            assert first.execute("SHOW TimeZone").fetchone() == ("Asia/Tokyo",)
+            for conn in others:
+                assert conn.execute("SHOW TimeZone").fetchone() == (default_zone,)
+    finally:
+        for conn in (first, *others):
+            conn.close()
+
+
 async def test_startup_settings_apply_and_a_refused_one_ends_the_session(firewall):
     """Startup parameters reach the server (asyncpg sends any), and one the server refuses
     ends the session with the server's reason, as PostgreSQL would refuse the login."""
