@@ -128,6 +128,23 @@ cdef class Outlet:
         return 0
 
 
+cdef class Endpoint:
+    """One end of the proxy (a client session or a server connection): its transport, and
+    the Outlet that writes to it, made whenever the transport is set."""
+
+    cdef object _transport
+    cdef Outlet _out
+
+    @property
+    def transport(self):
+        return self._transport
+
+    @transport.setter
+    def transport(self, transport) -> None:
+        self._transport = transport
+        self._out = Outlet(transport)
+
+
 # -- figures ------------------------------------------------------------------------------
 
 cdef enum:
@@ -264,11 +281,9 @@ cdef class ServerStatements:
 # -- server connections -------------------------------------------------------------------
 
 
-cdef class ServerCore:
+cdef class ServerCore(Endpoint):
     """The per-message state of one server connection (server.ServerConnection)."""
 
-    cdef object _transport
-    cdef Outlet _out
     cdef public object protocol  # a ServerRelay once logged in
     cdef public dict parameters
     cdef public ServerStatements statements
@@ -281,15 +296,6 @@ cdef class ServerCore:
     # with the same settings share one such dict (proxy.py), so the check is one identity
     # test per transaction instead of a walk over the settings.
     cdef public object settings_checked
-
-    @property
-    def transport(self):
-        return self._transport
-
-    @transport.setter
-    def transport(self, transport) -> None:
-        self._transport = transport
-        self._out = Outlet(transport)
 
     def attach(self, client) -> None:
         (<ServerRelay>self.protocol).client = client
@@ -468,7 +474,7 @@ cdef enum:
     SENT_RING = 64  # send times kept for round-trip latency: a deeper pipeline goes unmeasured
 
 
-cdef class ClientCore:
+cdef class ClientCore(Endpoint):
     """The per-message path of one client session (client.ClientSession): a whole simple
     Query checked against the verdict cache and forwarded as it came, and the hand-back of
     the server at the end of each transaction."""
@@ -476,8 +482,6 @@ cdef class ClientCore:
     cdef public object proxy
     cdef public PoolCore pool
     cdef public str user
-    cdef object _transport
-    cdef Outlet _out
     cdef public ServerCore server
     cdef public bytes buffer
     cdef public long long expected_ready  # ReadyForQuery messages owed for Query/Sync sent on
@@ -496,15 +500,6 @@ cdef class ClientCore:
     # _sent_first is the oldest kept; replies come back in batch order.
     cdef double _sent[SENT_RING]
     cdef unsigned long long _sent_first, _sent_count, _sends, _replies
-
-    @property
-    def transport(self):
-        return self._transport
-
-    @transport.setter
-    def transport(self, transport) -> None:
-        self._transport = transport
-        self._out = Outlet(transport)
 
     def bind(self, guard, LatencyCounts latency, allowed) -> None:
         """Wire the compiled path to the proxy's guard (its verdict cache and the verdict
