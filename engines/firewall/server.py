@@ -110,8 +110,8 @@ async def _open(upstream: Upstream) -> tuple[asyncio.StreamReader, asyncio.Strea
 
 class ServerConnection(ServerCore):
     """One logged-in connection to PostgreSQL, owned by a pool. Its per-message state
-    (transport, status, parameters, statements) and ``attach``/``detach``/``write`` are
-    compiled in ServerCore."""
+    (transport, status, parameters, statements), ``attach``, ``write`` and the detach on
+    release are compiled in ServerCore."""
 
     def __init__(self, upstream: Upstream, transport: asyncio.Transport) -> None:
         self.upstream = upstream
