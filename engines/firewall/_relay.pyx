@@ -46,15 +46,11 @@ cdef extern from "<time.h>" nogil:
 
 
 cdef inline double _now() noexcept:
-    """time.monotonic() and time.perf_counter() both read CLOCK_MONOTONIC on Linux."""
+    """time.monotonic(), without the call: both read CLOCK_MONOTONIC on Linux, so times
+    taken here and in Python (a server's ``created``, say) compare."""
     cdef timespec ts
     clock_gettime(CLOCK_MONOTONIC, &ts)
     return ts.tv_sec + ts.tv_nsec * 1e-9
-
-
-def monotonic() -> float:
-    """The clock the pool's idle and lifetime limits are measured on (as time.monotonic)."""
-    return _now()
 
 
 cdef inline Py_ssize_t _length(const unsigned char* p) noexcept:
@@ -350,7 +346,7 @@ cdef class ServerRelay:
                 break
             if self.swallow:
                 # The answer to the SETs the proxy slipped in before the client's messages
-                # (see ClientSession.attach): nothing the client asked for, so nothing is
+                # (ClientSession._replay): nothing the client asked for, so nothing is
                 # passed on, but the server's settings are noted all the same.
                 if kind == b"Z":
                     self.swallow -= 1

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 
-from ._relay import PoolCore, PoolStats, monotonic
+from ._relay import PoolCore, PoolStats
 from .config import DatabaseConfig
 from .server import ServerConnection, ServerError
 
@@ -44,7 +45,7 @@ class DatabaseBudget:
 
     def take_idle(self, taker: Pool) -> ServerConnection | None:
         """An idle, live connection of another pool, now ``taker``'s; None if there is none."""
-        now = monotonic()
+        now = time.monotonic()
         for pool in self.pools:
             while pool is not taker and pool.idle:
                 server = pool.idle.pop(0)  # its least recently used
@@ -115,7 +116,7 @@ class Pool(PoolCore):
         waiter: asyncio.Future[ServerConnection] = asyncio.get_running_loop().create_future()
         self.waiters.append(waiter)
         self.stats.waited += 1
-        started = monotonic()
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self.database.query_wait_timeout):
                 server = await waiter
@@ -129,7 +130,7 @@ class Pool(PoolCore):
                 + ", all busy)"
             ) from None
         finally:
-            self.stats.wait_seconds += monotonic() - started
+            self.stats.wait_seconds += time.monotonic() - started
             with contextlib.suppress(ValueError):
                 self.waiters.remove(waiter)
         return server  # already lent by release()
@@ -205,7 +206,7 @@ class Pool(PoolCore):
     async def warm(self) -> None:
         """Open connections up to min_pool_size, keep them there, and close stale idle ones."""
         while True:
-            now = monotonic()
+            now = time.monotonic()
             for server in list(self.idle):
                 if self._expired(server, now):
                     self._discard(server)

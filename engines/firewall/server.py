@@ -14,6 +14,7 @@ import asyncio
 import functools
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,7 @@ from engines.pgwire import (
     md5_password,
 )
 
-from ._relay import ServerCore, ServerRelay, ServerStatements, monotonic
+from ._relay import ServerCore, ServerRelay, ServerStatements
 from .config import Upstream
 
 if TYPE_CHECKING:
@@ -120,7 +121,7 @@ class ServerConnection(ServerCore):
         self.process_id = 0
         self.secret_key = b""
         self.status = "I"  # transaction status from the last ReadyForQuery
-        self.created = monotonic()
+        self.created = time.monotonic()
         self.last_used = self.created
         self.closed = False
         self.protocol: ServerProtocol | None = None
