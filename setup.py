@@ -26,15 +26,20 @@ def _scheduler() -> list:
 
 
 def _firewall() -> list:
-    """engines.firewall: the proxy's per-message hot path (pure Cython, no C beside it)."""
+    """engines.firewall: the proxy's per-message hot path and its own socket transport
+    (pure Cython, no C beside them; _relay cimports _transport)."""
     from Cython.Build import cythonize
 
-    ext = Extension(
-        "engines.firewall._relay",
-        sources=["engines/firewall/_relay.pyx"],
-        extra_compile_args=["-O2"],
-    )
-    return cythonize([ext], quiet=True, language_level=3)
+    exts = [
+        Extension(
+            f"engines.firewall.{name}",
+            sources=[f"engines/firewall/{name}.pyx"],
+            depends=["engines/firewall/_transport.pxd"],
+            extra_compile_args=["-O2"],
+        )
+        for name in ("_transport", "_relay")
+    ]
+    return cythonize(exts, quiet=True, language_level=3)
 
 
 EXTENSIONS += _scheduler() + _firewall()

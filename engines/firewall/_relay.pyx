@@ -18,22 +18,17 @@ method called on an instance of a Python subclass first looks itself up by name 
 override (Cython's dispatch check; its one-slot cache misses whenever the instance differs
 from the last one, so on nearly every call with 20 clients). So their hot methods are plain
 ``cdef`` (``_acquire``, ``_release``…) called from C, each with a ``def`` of the public name
-for the Python side. Each connection writes through an ``Outlet``, which sends straight to
-the socket when nothing is queued in the transport.
+for the Python side. Plain sockets are driven by the proxy's own transport
+(_transport.pyx), which the relay writes to with C calls.
 """
 
 cimport cython
-from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
 
+from engines.firewall._transport cimport SocketTransport
+
 from collections import deque
-
-
-cdef extern from "<sys/socket.h>" nogil:
-    ssize_t send(int fd, const void* buf, size_t n, int flags)
-    int MSG_DONTWAIT
-    int MSG_NOSIGNAL
 
 
 cdef extern from "<time.h>" nogil:
@@ -76,60 +71,16 @@ cdef inline str _status(unsigned char c):
 # -- writing ------------------------------------------------------------------------------
 
 
-@cython.final
-cdef class Outlet:
-    """Writes to one connection, straight to its socket with send(2) when that is safe.
-
-    A transport's write() goes through the event loop's buffering (for libuv, a write(2)
-    after a few layers); most of the time there is nothing buffered and the socket takes
-    the whole message at once, so the proxy sends it itself: less user time, and send(2)
-    skips the file layer read(2)/write(2) go through. Safe only when order and ownership
-    hold: a plain (not TLS) socket, nothing left in the transport's buffer (so these bytes
-    cannot overtake earlier ones), and a transport not closing (so the descriptor is still
-    its own and open: loops close it only after is_closing() turns true). Anything else,
-    the rest of a partial send and every error go through the transport, which reports
-    errors as usual (connection_lost).
-    """
-
-    cdef int _fd  # -1: always use the transport
-    cdef object _write
-    cdef object _is_closing
-    cdef object _buffered
-
-    def __init__(self, transport) -> None:
-        self._write = transport.write
-        self._is_closing = transport.is_closing
-        self._buffered = transport.get_write_buffer_size
-        self._fd = -1
-        sock = transport.get_extra_info("socket")
-        if sock is not None and transport.get_extra_info("sslcontext") is None:
-            self._fd = sock.fileno()
-
-    cdef int send(self, data) except -1:
-        cdef Py_buffer view
-        cdef ssize_t sent
-        cdef Py_ssize_t size
-        if self._fd >= 0 and not self._is_closing() and not self._buffered():
-            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-            size = view.len
-            sent = send(self._fd, view.buf, size, MSG_DONTWAIT | MSG_NOSIGNAL)
-            PyBuffer_Release(&view)
-            if sent == size:
-                return 0
-            if sent > 0:
-                data = memoryview(data)[sent:]
-            # sent < 0: a full socket (EAGAIN), which the transport buffers and waits out,
-            # or an error, which the transport meets again and reports
-        self._write(data)
-        return 0
-
-
 cdef class Endpoint:
-    """One end of the proxy (a client session or a server connection): its transport, and
-    the Outlet that writes to it, made whenever the transport is set."""
+    """One end of the proxy (a client session or a server connection) and its transport.
+
+    A plain socket's transport is the proxy's own (_transport.SocketTransport), written to
+    with a C call that goes straight to send(2) when nothing is queued; a TLS one is the
+    event loop's, written to through its write()."""
 
     cdef object _transport
-    cdef Outlet _out
+    cdef SocketTransport _own
+    cdef object _write
 
     @property
     def transport(self):
@@ -138,7 +89,14 @@ cdef class Endpoint:
     @transport.setter
     def transport(self, transport) -> None:
         self._transport = transport
-        self._out = Outlet(transport)
+        self._own = transport if type(transport) is SocketTransport else None
+        self._write = transport.write
+
+    cdef int _emit(self, data) except -1:
+        if self._own is not None:
+            return self._own._write(data)
+        self._write(data)
+        return 0
 
 
 # -- figures ------------------------------------------------------------------------------
@@ -303,13 +261,13 @@ cdef class ServerCore(Endpoint):
         self.last_used = now
 
     def write(self, data) -> None:
-        self._out.send(data)
+        self._emit(data)
 
 
 cdef inline void _send(client, chunk) except *:
-    """Write to a client: a session's Outlet, or a stand-in's transport."""
+    """Write to a client: a session, or a stand-in's transport."""
     if isinstance(client, ClientCore):
-        (<ClientCore>client)._out.send(chunk)
+        (<ClientCore>client)._emit(chunk)
     else:
         client.transport.write(chunk)
 
@@ -535,7 +493,7 @@ cdef class ClientCore(Endpoint):
             if self.closed:
                 return True
         self._sent_batch()
-        server._out.send(data if replacement is None else replacement)
+        server._emit(data if replacement is None else replacement)
         return True
 
     cdef bint _allowed_by_cache(self, const unsigned char* sql, Py_ssize_t size) except -1:

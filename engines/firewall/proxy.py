@@ -35,6 +35,7 @@ from engines.pgwire import (
     error_response,
 )
 
+from ._transport import hand_over
 from .admin import ADMIN_DATABASE, CONSOLE_PARAMETERS, AdminSession
 from .client import TRACKED_PARAMETERS, ClientSession
 from .config import ProxyConfig
@@ -188,11 +189,11 @@ class FirewallProxy:
             return
         if session is None:
             return
-        # From here on, callbacks: hand the transport to the session. The session keeps the
-        # writer referenced: StreamWriter.__del__ would close the transport.
+        # From here on, callbacks: a plain socket moves to the proxy's own transport, a TLS
+        # one stays with the loop's. The session keeps the writer referenced: in the second
+        # case StreamWriter.__del__ would close the transport.
         session.stream_writer = writer
-        transport = writer.transport
-        transport.set_protocol(session)
+        session.transport = hand_over(writer.transport, session)
         leftover = bytes(reader._buffer)
         if leftover:
             session.data_received(leftover)

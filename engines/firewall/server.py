@@ -42,6 +42,7 @@ from engines.pgwire import (
 )
 
 from ._relay import ServerCore, ServerRelay, ServerStatements
+from ._transport import hand_over
 from .config import Upstream
 
 if TYPE_CHECKING:
@@ -142,11 +143,12 @@ class ServerConnection(ServerCore):
             raise ServerError(
                 f"cannot reach {upstream.host}:{upstream.port}: {exc or type(exc).__name__}"
             ) from exc
-        # From here on the connection is driven by callbacks, not by the stream. The writer
-        # stays referenced: StreamWriter.__del__ closes its transport.
+        # From here on the connection is driven by callbacks, not by the stream: on the
+        # proxy's own transport for a plain socket (_transport.pyx). The writer stays
+        # referenced: for a TLS socket StreamWriter.__del__ would close the transport.
         server.stream_writer = writer
         server.protocol = ServerProtocol(server)
-        writer.transport.set_protocol(server.protocol)
+        server.transport = hand_over(writer.transport, server.protocol)
         leftover = bytes(reader._buffer)
         if leftover:
             server.protocol.data_received(leftover)
