@@ -26,26 +26,9 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
 
-from engines.firewall._transport cimport SocketTransport
+from engines.firewall._transport cimport SocketTransport, monotonic
 
 from collections import deque
-
-
-cdef extern from "<time.h>" nogil:
-    ctypedef int clockid_t
-    cdef struct timespec:
-        long tv_sec
-        long tv_nsec
-    int clock_gettime(clockid_t clock, timespec* now)
-    clockid_t CLOCK_MONOTONIC
-
-
-cdef inline double _now() noexcept:
-    """time.monotonic(), without the call: both read CLOCK_MONOTONIC on Linux, so times
-    taken here and in Python (a server's ``created``, say) compare."""
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
 
 
 cdef inline Py_ssize_t _length(const unsigned char* p) noexcept:
@@ -264,12 +247,13 @@ cdef class ServerCore(Endpoint):
         self._emit(data)
 
 
-cdef inline void _send(client, chunk) except *:
+cdef inline int _send(client, chunk) except -1:
     """Write to a client: a session, or a stand-in's transport."""
     if isinstance(client, ClientCore):
         (<ClientCore>client)._emit(chunk)
     else:
         client.transport.write(chunk)
+    return 0
 
 
 cdef class ServerRelay:
@@ -392,7 +376,7 @@ cdef class PoolCore:
         idle = self.idle
         if not idle:
             return None
-        now = _now()
+        now = monotonic()
         while idle:
             server = idle.pop()  # most recently used first
             if self._is_expired(server, now):
@@ -407,19 +391,20 @@ cdef class PoolCore:
         """Take a server back; only a live connection idle outside a transaction is kept."""
         self._release(server)
 
-    cdef void _release(self, ServerCore server) except *:
-        cdef double now = _now()
+    cdef int _release(self, ServerCore server) except -1:
+        cdef double now = monotonic()
         self.active.discard(server)
         server._detach(now)
         if server.closed or server.status != "I" or self._is_expired(server, now):
             self._discard(server)
             self._fill_waiter_slot()
-            return
+            return 0
         if self.waiters and self._hand_to_waiter(server):
-            return
+            return 0
         if self.shares_budget and self.budget.give_away(server, self):
-            return
+            return 0
         self.idle.append(server)
+        return 0
 
 
 # -- client sessions ----------------------------------------------------------------------
@@ -528,14 +513,14 @@ cdef class ClientCore(Endpoint):
         if self._sent_count == 0:
             self._sent_first = batch
         if self._sent_count < SENT_RING and self._sent_first + self._sent_count == batch:
-            self._sent[batch % SENT_RING] = _now()
+            self._sent[batch % SENT_RING] = monotonic()
             self._sent_count += 1
         self.server.statements.batches_sent += 1
 
     def attach(self, ServerCore server) -> None:
         self._attach(server)
 
-    cdef void _attach(self, ServerCore server) except *:
+    cdef int _attach(self, ServerCore server) except -1:
         self.server = server
         (<ServerRelay>server.protocol).client = self
         wanted = self.wanted
@@ -547,20 +532,21 @@ cdef class ClientCore(Endpoint):
                     break
             else:
                 server.settings_checked = wanted
+        return 0
 
     def server_ready(self, str status) -> None:
         self._server_ready(status)
 
-    cdef void _server_ready(self, str status) except *:
+    cdef int _server_ready(self, str status) except -1:
         cdef unsigned long long batch = self._replies
         self._replies += 1
         if self._sent_count and self._sent_first == batch:
-            self._latency._observe(_now() - self._sent[batch % SENT_RING])
+            self._latency._observe(monotonic() - self._sent[batch % SENT_RING])
             self._sent_first += 1
             self._sent_count -= 1
         self.expected_ready -= 1
         if self.expected_ready > 0:
-            return
+            return 0
         self.expected_ready = 0
         if self.rewrites:
             self.rewrites.clear()  # a blocked statement skipped after an earlier error
@@ -570,3 +556,4 @@ cdef class ClientCore(Endpoint):
             self.pool._release(server)
             if PyBytes_GET_SIZE(self.buffer) >= 5:
                 self.pump()
+        return 0

@@ -12,15 +12,18 @@ cdef extern from "<sys/epoll.h>" nogil:
         epoll_data_t data
 
 
+cdef double monotonic() noexcept
+
+
 cdef class Reactor:
     cdef int _epfd
     cdef object _loop
-    cdef dict _transports  # descriptor -> SocketTransport, while it is watched
+    cdef dict _transports  # descriptor -> SocketTransport, while it is watched (and so alive)
     cdef epoll_event* _events
     cdef char* _buffer  # every read lands here first; the protocol gets a bytes copy
 
     cdef int _watch(self, SocketTransport transport) except -1
-    cdef int _change(self, int fd, unsigned int events) except -1
+    cdef int _change(self, SocketTransport transport, unsigned int events) except -1
     cdef void _forget(self, int fd) noexcept
     cdef void _shut(self) noexcept
 

@@ -27,7 +27,7 @@ import socket
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.stdlib cimport free, malloc
 from libc.string cimport strerror
@@ -61,7 +61,17 @@ cdef extern from "<unistd.h>" nogil:
     int close(int fd)
 
 
+cdef extern from "<time.h>" nogil:
+    ctypedef int clockid_t
+    cdef struct timespec:
+        long tv_sec
+        long tv_nsec
+    int clock_gettime(clockid_t clock, timespec* now)
+    clockid_t CLOCK_MONOTONIC
+
+
 cdef enum:
+    ROUNDS = 4  # epoll_waits per loop callback while sockets keep being ready (see _poll)
     MAX_EVENTS = 128  # per loop callback; more stay ready for the next (epoll is level-triggered)
     READ_SIZE = 262144  # uvloop's read buffer size: a whole result set in one read
     HIGH_WATER = 65536  # asyncio's defaults for pause_writing / resume_writing
@@ -74,6 +84,26 @@ cdef inline object _os_error(int err):
 
 cdef inline bint _retry(int err) noexcept:
     return err == EAGAIN or err == EINTR  # EWOULDBLOCK is EAGAIN on Linux
+
+
+# -- the clock ----------------------------------------------------------------------------
+
+cdef double _batch_time = 0.0
+cdef bint _in_batch = False
+
+
+cdef inline double _clock() noexcept:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef double monotonic() noexcept:
+    """time.monotonic() (both read CLOCK_MONOTONIC), except while a reactor handles a batch
+    of ready sockets: then the time the batch began, read once for all of them, as PgBouncer
+    reads its clock once per loop iteration. A batch takes tens of microseconds at most, so
+    latencies measured with it are off by no more; pool ages and idle times are seconds."""
+    return _batch_time if _in_batch else _clock()
 
 
 # One reactor per running loop, made by the first socket handed over on it and shut when its
@@ -115,33 +145,44 @@ cdef class Reactor:
         free(self._buffer)
 
     def _poll(self) -> None:
-        cdef int i
-        cdef int ready = epoll_wait(self._epfd, self._events, MAX_EVENTS, 0)
-        transports = self._transports
-        for i in range(ready):
-            # By descriptor, not by pointer: a transport closed by an earlier event of this
-            # batch is already out of the table. Its descriptor stays open (so cannot be
-            # reused by a new socket) until connection_lost runs, after this batch.
-            transport = transports.get(self._events[i].data.fd)
-            if transport is not None:
-                (<SocketTransport>transport)._ready(self._events[i].events)
+        """Handle every ready socket. While sockets keep being ready (a busy proxy), poll
+        again, a few rounds, before giving the loop back: each return to the loop costs
+        its own epoll_wait, which polls this epoll descriptor and so every ready socket in
+        it once more."""
+        global _batch_time, _in_batch
+        cdef int i, ready, rounds = 0
+        cdef SocketTransport transport
+        _in_batch = True
+        try:
+            while rounds < ROUNDS:
+                ready = epoll_wait(self._epfd, self._events, MAX_EVENTS, 0)
+                if ready <= 0:
+                    break
+                rounds += 1
+                _batch_time = _clock()
+                for i in range(ready):
+                    # Every pointer here is alive: a watched transport is in _transports, and
+                    # one closed by an earlier event of this batch is held by its pending
+                    # connection_lost call until after it (_finish), so _ready sees it lost.
+                    transport = <SocketTransport>self._events[i].data.ptr
+                    transport._ready(self._events[i].events)
+        finally:
+            _in_batch = False
 
     cdef int _watch(self, SocketTransport transport) except -1:
         cdef epoll_event event
         event.events = EPOLLIN
-        event.data.u64 = 0
-        event.data.fd = transport._fd
+        event.data.ptr = <void*>transport
         if epoll_ctl(self._epfd, EPOLL_CTL_ADD, transport._fd, &event) < 0:
             raise _os_error(errno)
         self._transports[transport._fd] = transport
         return 0
 
-    cdef int _change(self, int fd, unsigned int events) except -1:
+    cdef int _change(self, SocketTransport transport, unsigned int events) except -1:
         cdef epoll_event event
         event.events = events
-        event.data.u64 = 0
-        event.data.fd = fd
-        if epoll_ctl(self._epfd, EPOLL_CTL_MOD, fd, &event) < 0:
+        event.data.ptr = <void*>transport
+        if epoll_ctl(self._epfd, EPOLL_CTL_MOD, transport._fd, &event) < 0:
             raise _os_error(errno)
         return 0
 
@@ -266,15 +307,18 @@ cdef class SocketTransport:
             return 0  # as asyncio's transports: a write after close() goes nowhere
         if PyByteArray_GET_SIZE(self._pending):
             return self._queue(data)  # behind earlier bytes, never ahead of them
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        size = view.len
-        sent = send(self._fd, view.buf, size, MSG_DONTWAIT | MSG_NOSIGNAL) if size else 0
-        if sent < 0:
-            err = errno
-        PyBuffer_Release(&view)
+        if type(data) is bytes:
+            size = PyBytes_GET_SIZE(data)
+            sent = send(self._fd, PyBytes_AS_STRING(data), size, MSG_DONTWAIT | MSG_NOSIGNAL)
+        else:
+            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+            size = view.len
+            sent = send(self._fd, view.buf, size, MSG_DONTWAIT | MSG_NOSIGNAL)
+            PyBuffer_Release(&view)  # keeps errno: it only drops references
         if sent == size:
             return 0
         if sent < 0:
+            err = errno
             if not _retry(err):
                 return self._force(_os_error(err))
             sent = 0
@@ -318,6 +362,8 @@ cdef class SocketTransport:
     # -- reading and readiness -----------------------------------------------------------
 
     cdef void _ready(self, unsigned int events) noexcept:
+        if self._lost:
+            return
         try:
             if events & EPOLLOUT:
                 self._flush()
@@ -358,7 +404,7 @@ cdef class SocketTransport:
         if PyByteArray_GET_SIZE(self._pending):
             wanted |= EPOLLOUT
         if wanted != self._armed and not self._lost:
-            self._reactor._change(self._fd, wanted)
+            self._reactor._change(self, wanted)
             self._armed = wanted
         return 0
 
