@@ -26,7 +26,7 @@ cimport cython
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.string cimport memcpy
 
-from engines.firewall._transport cimport SocketTransport, monotonic
+from engines.firewall._transport cimport Receiver, SocketTransport, monotonic
 
 from collections import deque
 
@@ -54,7 +54,7 @@ cdef inline str _status(unsigned char c):
 # -- writing ------------------------------------------------------------------------------
 
 
-cdef class Endpoint:
+cdef class Endpoint(Receiver):
     """One end of the proxy (a client session or a server connection) and its transport.
 
     A plain socket's transport is the proxy's own (_transport.SocketTransport), written to
@@ -79,6 +79,12 @@ cdef class Endpoint:
         if self._own is not None:
             return self._own._write(data)
         self._write(data)
+        return 0
+
+    cdef int _emit_raw(self, const char* data, Py_ssize_t size) except -1:
+        if self._own is not None:
+            return self._own._write_raw(data, size)
+        self._write(PyBytes_FromStringAndSize(data, size))
         return 0
 
 
@@ -256,7 +262,7 @@ cdef inline int _send(client, chunk) except -1:
     return 0
 
 
-cdef class ServerRelay:
+cdef class ServerRelay(Receiver):
     """Relays a server's messages to the attached client (server.ServerProtocol), whole
     messages at a time, watching ReadyForQuery, ParameterStatus, errors and the answers to
     the proxy's own Parse/Close."""
@@ -266,6 +272,43 @@ cdef class ServerRelay:
     cdef public int swallow  # answers to the proxy's own SETs still to drop, up to their Z
     cdef public bytes buffer
     cdef public object on_lost
+
+    cdef int _received(self, const char* data, Py_ssize_t size) except -1:
+        """A read taken in place (_transport.Receiver) in the common case: whole messages
+        for a session, none left over from before, nothing among them to act on but one
+        ReadyForQuery, the last. Forwarded as it came; anything else, 0: data_received."""
+        cdef const unsigned char* p = <const unsigned char*>data
+        cdef Py_ssize_t end = 0, frame_end, ready = -1
+        cdef unsigned char kind
+        cdef ServerCore server = self.server
+        cdef ServerStatements statements = server.statements
+        cdef bint owed = len(statements.expected) > 0
+        cdef ClientCore session
+        if self.buffer or self.swallow or not isinstance(self.client, ClientCore):
+            return 0
+        while end < size:
+            if size - end < 5 or ready >= 0:
+                return 0  # a partial header, or something after the ReadyForQuery
+            kind = p[end]
+            frame_end = end + 1 + _length(p + end + 1)
+            if frame_end > size:
+                return 0
+            if kind == b"Z":
+                if frame_end - end != 6:
+                    return 0  # malformed: data_received passes it on as it is
+                ready = end
+            elif kind == b"S" or kind == b"E" or (owed and (kind == b"1" or kind == b"3")):
+                return 0
+            end = frame_end
+        session = <ClientCore>self.client
+        if ready < 0:
+            session._emit_raw(data, size)
+            return 1
+        server.status = status = _status(p[ready + 5])
+        statements.ready()
+        session._emit_raw(data, size)
+        session._server_ready(status)
+        return 1
 
     def data_received(self, data) -> None:
         # Work on an immutable bytes object: transports may hold on to what we write until
@@ -431,6 +474,7 @@ cdef class ClientCore(Endpoint):
     cdef public object renamer
     cdef public dict wanted  # the tracked settings this session should see
     cdef dict _verdicts
+    cdef bytes _last_allowed  # the verdict-cache key last found allowed (not an exact one)
     cdef object _allowed
     cdef GuardStats _guard_stats
     cdef bint _exempt
@@ -449,21 +493,32 @@ cdef class ClientCore(Endpoint):
         self._allowed = allowed
         self._latency = latency
 
+    cdef int _received(self, const char* data, Py_ssize_t size) except -1:
+        """A read taken in place (_transport.Receiver): the hot path without a bytes object
+        when it applies, else 0 (a server it borrowed on the way stays attached)."""
+        if self.buffer or self.acquiring is not None:
+            return 0
+        return self._forward_query(<const unsigned char*>data, size, None)
+
     def data_received(self, data) -> None:
-        if not self.buffer and self.acquiring is None and self._forward_query(data):
+        if (
+            not self.buffer
+            and self.acquiring is None
+            and type(data) is bytes
+            and self._forward_query(
+                <const unsigned char*>PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data), data
+            )
+        ):
             return
         self.buffer = self.buffer + data if self.buffer else _as_bytes(data)
         if self.acquiring is None:
             self.pump()
 
-    cdef bint _forward_query(self, data) except -1:
-        """The hot path: ``data`` is exactly one simple Query (pgbench, psql, most drivers'
+    cdef bint _forward_query(self, const unsigned char* p, Py_ssize_t size, bytes data) except -1:
+        """The hot path: ``p`` is exactly one simple Query (pgbench, psql, most drivers'
         plain statements arrive so) and a server is at hand. Checks and forwards it as it
-        came, no frame scan, no copy; False leaves anything else to pump()."""
-        if type(data) is not bytes:
-            return False
-        cdef const unsigned char* p = <const unsigned char*>PyBytes_AS_STRING(data)
-        cdef Py_ssize_t size = PyBytes_GET_SIZE(data)
+        came, no frame scan, no copy; False leaves anything else to pump(). Without
+        ``data`` (a read in place) only a statement the verdict cache allows goes on."""
         if size < 6 or p[0] != b"Q" or _length(p + 1) + 1 != size:
             return False
         cdef ServerCore server = self.server
@@ -472,11 +527,15 @@ cdef class ClientCore(Endpoint):
             if server is None:
                 return False
             self._attach(server)
-        replacement = None
-        if p[size - 1] != 0 or not self._allowed_by_cache(p + 5, size - 6):
-            replacement = self._guard(b"Q", data)  # a miss, a block, or malformed
-            if self.closed:
-                return True
+        if p[size - 1] == 0 and self._allowed_by_cache(p + 5, size - 6):
+            self._sent_batch()
+            server._emit_raw(<const char*>p, size)
+            return True
+        if data is None:
+            return False  # the guard reads the message as bytes: data_received has them
+        replacement = self._guard(b"Q", data)  # a miss, a block, or malformed
+        if self.closed:
+            return True
         self._sent_batch()
         server._emit(data if replacement is None else replacement)
         return True
@@ -486,18 +545,36 @@ cdef class ClientCore(Endpoint):
         keys it the same way: digits as 0, the exact bytes when a ``$`` appears)."""
         if self._exempt:
             return True
-        cdef bytes key = PyBytes_FromStringAndSize(NULL, size)
-        cdef char* out = PyBytes_AS_STRING(key)
         cdef Py_ssize_t i
         cdef unsigned char c
+        cdef bint exact = False
+        cdef bytes last = self._last_allowed
+        cdef const unsigned char* seen
+        if last is not None and PyBytes_GET_SIZE(last) == size:
+            # The key this session was last allowed (never an exact one): a client repeats
+            # its statements with other numbers, and a verdict depends on the key alone.
+            seen = <const unsigned char*>PyBytes_AS_STRING(last)
+            for i in range(size):
+                c = sql[i]
+                if c == b"$" or (b"0" if b"0" <= c <= b"9" else c) != seen[i]:
+                    break
+            else:
+                self._guard_stats.checked += 1
+                self._guard_stats.cache_hits += 1
+                return True
+        cdef bytes key = PyBytes_FromStringAndSize(NULL, size)
+        cdef char* out = PyBytes_AS_STRING(key)
         for i in range(size):
             c = sql[i]
             if c == b"$":
                 memcpy(out, sql, size)
+                exact = True
                 break
             out[i] = b"0" if b"0" <= c <= b"9" else c
         if self._verdicts.get(key) is not self._allowed:
             return False
+        if not exact:
+            self._last_allowed = key
         self._guard_stats.checked += 1
         self._guard_stats.cache_hits += 1
         return True

@@ -15,6 +15,10 @@ cdef extern from "<sys/epoll.h>" nogil:
 cdef double monotonic() noexcept
 
 
+cdef class Receiver:
+    cdef int _received(self, const char* data, Py_ssize_t size) except -1
+
+
 cdef class Reactor:
     cdef int _epfd
     cdef object _loop
@@ -35,6 +39,7 @@ cdef class SocketTransport:
     cdef int _fd
     cdef object _protocol
     cdef object _data_received
+    cdef Receiver _receiver  # the protocol, when it can take reads in place
     cdef bytearray _pending  # bytes the socket has not taken yet, in order
     cdef unsigned int _armed  # the epoll events asked for now
     cdef bint _reading
@@ -46,10 +51,11 @@ cdef class SocketTransport:
     cdef dict _extra
 
     cdef int _write(self, data) except -1
+    cdef int _write_raw(self, const char* data, Py_ssize_t size) except -1
     cdef void _ready(self, unsigned int events) noexcept
     cdef int _read(self) except -1
     cdef int _flush(self) except -1
-    cdef int _queue(self, data) except -1
+    cdef int _queue(self, const char* data, Py_ssize_t size) except -1
     cdef int _arm(self) except -1
     cdef int _finish(self, exc) except -1
     cdef int _force(self, exc) except -1

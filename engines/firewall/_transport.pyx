@@ -26,11 +26,11 @@ import os
 import socket
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE, PyByteArray_Resize
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.errno cimport EAGAIN, EINTR, errno
 from libc.stdlib cimport free, malloc
-from libc.string cimport strerror
+from libc.string cimport memcpy, strerror
 
 logger = logging.getLogger("engines.firewall")
 
@@ -203,6 +203,19 @@ cdef class Reactor:
         self._epfd = -1
 
 
+cdef class Receiver:
+    """A protocol that can take a read straight from the reactor's buffer, before any bytes
+    object is made for it (the relay's, for its common case: one whole message).
+
+    ``_received`` returns 1 when it has dealt with the read, 0 to have it delivered as
+    usual, a bytes copy to ``data_received``; so whatever it did before returning 0 must
+    leave nothing for data_received to do twice.
+    """
+
+    cdef int _received(self, const char* data, Py_ssize_t size) except -1:
+        return 0
+
+
 cdef class SocketTransport:
     """A connected stream socket driven by a Reactor: the part of ``asyncio.Transport`` the
     proxy uses (write, close, abort, pause/resume reading, write-buffer size and limits,
@@ -292,6 +305,7 @@ cdef class SocketTransport:
     def set_protocol(self, protocol) -> None:
         self._protocol = protocol
         self._data_received = protocol.data_received
+        self._receiver = protocol if isinstance(protocol, Receiver) else None
 
     def get_protocol(self):
         return self._protocol
@@ -300,21 +314,22 @@ cdef class SocketTransport:
 
     cdef int _write(self, data) except -1:
         cdef Py_buffer view
+        if type(data) is bytes:
+            return self._write_raw(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data))
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            return self._write_raw(<const char*>view.buf, view.len)  # copies what it queues
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef int _write_raw(self, const char* data, Py_ssize_t size) except -1:
         cdef ssize_t sent
-        cdef Py_ssize_t size
-        cdef int err = 0
-        if self._closing:
+        cdef int err
+        if self._closing or size == 0:
             return 0  # as asyncio's transports: a write after close() goes nowhere
         if PyByteArray_GET_SIZE(self._pending):
-            return self._queue(data)  # behind earlier bytes, never ahead of them
-        if type(data) is bytes:
-            size = PyBytes_GET_SIZE(data)
-            sent = send(self._fd, PyBytes_AS_STRING(data), size, MSG_DONTWAIT | MSG_NOSIGNAL)
-        else:
-            PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-            size = view.len
-            sent = send(self._fd, view.buf, size, MSG_DONTWAIT | MSG_NOSIGNAL)
-            PyBuffer_Release(&view)  # keeps errno: it only drops references
+            return self._queue(data, size)  # behind earlier bytes, never ahead of them
+        sent = send(self._fd, data, size, MSG_DONTWAIT | MSG_NOSIGNAL)
         if sent == size:
             return 0
         if sent < 0:
@@ -322,12 +337,14 @@ cdef class SocketTransport:
             if not _retry(err):
                 return self._force(_os_error(err))
             sent = 0
-        return self._queue(memoryview(data)[sent:] if sent else data)
+        return self._queue(data + sent, size - sent)
 
-    cdef int _queue(self, data) except -1:
-        self._pending += data
+    cdef int _queue(self, const char* data, Py_ssize_t size) except -1:
+        cdef Py_ssize_t queued = PyByteArray_GET_SIZE(self._pending)
+        PyByteArray_Resize(self._pending, queued + size)
+        memcpy(PyByteArray_AS_STRING(self._pending) + queued, data, size)
         self._arm()
-        if not self._writing_paused and PyByteArray_GET_SIZE(self._pending) > self._high:
+        if not self._writing_paused and queued + size > self._high:
             self._writing_paused = True
             try:
                 self._protocol.pause_writing()
@@ -388,7 +405,8 @@ cdef class SocketTransport:
         cdef char* buffer = self._reactor._buffer
         cdef ssize_t got = recv(self._fd, buffer, READ_SIZE, MSG_DONTWAIT)
         if got > 0:
-            self._data_received(PyBytes_FromStringAndSize(buffer, got))
+            if self._receiver is None or not self._receiver._received(buffer, got):
+                self._data_received(PyBytes_FromStringAndSize(buffer, got))
         elif got == 0:  # the peer's FIN
             self._reading = False
             self._arm()
