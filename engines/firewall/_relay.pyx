@@ -556,7 +556,11 @@ cdef class ClientCore(Endpoint):
             seen = <const unsigned char*>PyBytes_AS_STRING(last)
             for i in range(size):
                 c = sql[i]
-                if c == b"$" or (b"0" if b"0" <= c <= b"9" else c) != seen[i]:
+                if c == c"$":
+                    break
+                if c"0" <= c <= c"9":
+                    c = c"0"
+                if c != seen[i]:
                     break
             else:
                 self._guard_stats.checked += 1
@@ -566,11 +570,11 @@ cdef class ClientCore(Endpoint):
         cdef char* out = PyBytes_AS_STRING(key)
         for i in range(size):
             c = sql[i]
-            if c == b"$":
+            if c == c"$":
                 memcpy(out, sql, size)
                 exact = True
                 break
-            out[i] = b"0" if b"0" <= c <= b"9" else c
+            out[i] = c"0" if c"0" <= c <= c"9" else c
         if self._verdicts.get(key) is not self._allowed:
             return False
         if not exact:
