@@ -42,6 +42,23 @@ def test_psql_reads_and_is_refused_a_drop(firewall):
     assert psql(firewall.dsn(), "SELECT count(*) FROM users").returncode == 0
 
 
+def test_a_session_reusing_a_verdict_never_stretches_it_over_dollar_quotes(firewall):
+    """The compiled path remembers the statement a session was last allowed, digits aside,
+    and reuses the verdict for the same text with other numbers. Dollar-quote tags can
+    differ in digits alone: with one pair of tags this is one string, with one tag three
+    statements, one a DROP. Sent as simple Queries on one connection, so through that path."""
+    one_string = b"SELECT $a1$ x $a2$; DROP TABLE users; SELECT $a2$ y $a1$"
+    three_statements = b"SELECT $a1$ x $a1$; DROP TABLE users; SELECT $a1$ y $a1$"
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+        for sql in (b"SELECT 1", b"SELECT 2", one_string, one_string):
+            result = conn.pgconn.exec_(sql)
+            assert result.status == psycopg.pq.ExecStatus.TUPLES_OK, result.error_message
+        result = conn.pgconn.exec_(three_statements)
+        assert result.status == psycopg.pq.ExecStatus.FATAL_ERROR
+        assert b'rule "drop"' in result.error_message
+        assert conn.execute("SELECT count(*) FROM users").fetchone() == (100,)
+
+
 def test_block_outside_a_transaction_leaves_the_connection_usable(firewall):
     with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
         with pytest.raises(errors.InsufficientPrivilege, match='rule "truncate"'):
