@@ -26,8 +26,9 @@ ratios. The targets it checks:
 Why the numbers are noisy: on a small machine (the reference one has 2 cores) pgbench,
 the proxy and PostgreSQL's backends share the same cores, so every target also competes
 with its own load generator, and a proxy's CPU time is taken from the server's. The cases
-run target after target (direct, pgbouncer, firewall) so slow drift hits all three alike;
-``--repeat`` keeps the median run. Read ratios, not absolute TPS, and re-run before
+run target after target (direct, pgbouncer, firewall), and with ``--repeat`` in rounds of
+all three (never one target's runs in a row), so slow drift hits all three alike; the
+median run of each is kept. Read ratios, not absolute TPS, and re-run before
 believing a difference of a few percent.
 
 PgBouncer is optional: without it the script prints how to install it and still measures
@@ -582,7 +583,8 @@ def initialise(pgbench: str, port: int, user: str, db: str, scale: int,
 
 def measure(pgbench: str, targets: dict[str, Target], cases: list[Case], args: argparse.Namespace,
             user: str, db: str, env: dict[str, str]) -> Results:  # fmt: skip
-    """Every case against every available target, target after target within a case."""
+    """Every case against every available target: within a case, rounds of target after
+    target."""
     live = [t for t in targets.values() if t.port is not None]
     for target in live:  # open the pools and warm the caches; not measured
         assert target.port is not None
@@ -592,10 +594,10 @@ def measure(pgbench: str, targets: dict[str, Target], cases: list[Case], args: a
     results: Results = {}
     step = 0
     for case in cases:
-        for target in live:
-            assert target.port is not None
-            outcomes = []
-            for _ in range(args.repeat):
+        outcomes: dict[str, list[Outcome]] = {target.name: [] for target in live}
+        for _ in range(args.repeat):  # rounds of every target, so drift hits all alike
+            for target in live:
+                assert target.port is not None
                 step += 1
                 print(f"[{step}/{total}] {target.name} {case.label} c={case.clients} ...",
                       end=" ", file=sys.stderr, flush=True)  # fmt: skip
@@ -603,8 +605,9 @@ def measure(pgbench: str, targets: dict[str, Target], cases: list[Case], args: a
                 outcome = run_pgbench(argv, env, args.duration)
                 print(f"{outcome.tps:,.0f} TPS" if outcome.ok else f"fails: {outcome.error}",
                       file=sys.stderr, flush=True)  # fmt: skip
-                outcomes.append(outcome)
-            results[(case, target.name)] = median_outcome(outcomes)
+                outcomes[target.name].append(outcome)
+        for target in live:
+            results[(case, target.name)] = median_outcome(outcomes[target.name])
     return results
 
 
