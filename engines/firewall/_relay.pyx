@@ -19,7 +19,8 @@ override (Cython's dispatch check; its one-slot cache misses whenever the instan
 from the last one, so on nearly every call with 20 clients). So their hot methods are plain
 ``cdef`` (``_acquire``, ``_release``…) called from C, each with a ``def`` of the public name
 for the Python side. Plain sockets are driven by the proxy's own transport
-(_transport.pyx), which the relay writes to with C calls.
+(_transport.pyx), which the relay writes to with C calls and which hands the relay its
+reads in place (``_received``): the common case never becomes a Python object.
 """
 
 cimport cython
@@ -59,7 +60,9 @@ cdef class Endpoint(Receiver):
 
     A plain socket's transport is the proxy's own (_transport.SocketTransport), written to
     with a C call that goes straight to send(2) when nothing is queued; a TLS one is the
-    event loop's, written to through its write()."""
+    event loop's, written to through its write(). A Receiver because a client session is
+    also its transport's protocol, taking reads in place; a server connection is not (its
+    ServerRelay is) and keeps Receiver's default, which declines them."""
 
     cdef object _transport
     cdef SocketTransport _own
@@ -234,6 +237,9 @@ cdef class ServerCore(Endpoint):
     cdef public double created
     cdef public double last_used
     cdef public bint closed
+    # Reading paused because the client it serves reads slower than it answers (ClientCore
+    # ``backed_up``); undone when it goes back to the pool.
+    cdef public bint throttled
     # The session settings (a ClientSession's ``wanted`` dict) this server's parameters were
     # last found to match; None once a ParameterStatus changes them. Sessions that logged in
     # with the same settings share one such dict (proxy.py), so the check is one identity
@@ -243,11 +249,30 @@ cdef class ServerCore(Endpoint):
     def attach(self, client) -> None:
         (<ServerRelay>self.protocol).client = client
 
-    cdef void _detach(self, double now):
+    cdef int _detach(self, double now) except -1:
         """Back from a client at ``now`` (monotonic): the idle timeout counts from here."""
         if self.protocol is not None:
             (<ServerRelay>self.protocol).client = None
+        if self.throttled:
+            self._unthrottle()
         self.last_used = now
+        return 0
+
+    def throttle(self) -> None:
+        """Stop reading the server's answers until unthrottle(): its client is backed up."""
+        if not self.throttled and not self.closed:
+            self.throttled = True
+            self._transport.pause_reading()
+
+    def unthrottle(self) -> None:
+        self._unthrottle()
+
+    cdef int _unthrottle(self) except -1:
+        if self.throttled:
+            self.throttled = False
+            if not self.closed:
+                self._transport.resume_reading()
+        return 0
 
     def write(self, data) -> None:
         self._emit(data)
@@ -473,6 +498,9 @@ cdef class ClientCore(Endpoint):
     cdef public bint session_mode
     cdef public object renamer
     cdef public dict wanted  # the tracked settings this session should see
+    # More than the transport's high-water mark is waiting to go to the client: the servers
+    # it holds are not read until it drains (client.ClientSession.pause_writing).
+    cdef public bint backed_up
     cdef dict _verdicts
     cdef bytes _last_allowed  # the verdict-cache key last found allowed (not an exact one)
     cdef object _allowed
@@ -603,6 +631,8 @@ cdef class ClientCore(Endpoint):
     cdef int _attach(self, ServerCore server) except -1:
         self.server = server
         (<ServerRelay>server.protocol).client = self
+        if self.backed_up:
+            server.throttle()
         wanted = self.wanted
         if wanted and server.settings_checked is not wanted:
             parameters = server.parameters

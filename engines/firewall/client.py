@@ -218,6 +218,21 @@ class ClientSession(ClientCore, asyncio.Protocol):
         server.statements.batches_sent += 1  # a batch of its own, as ServerStatements counts
         server.write(Query(sql).encode())
 
+    # -- back-pressure (called by the client's transport) ---------------------------------
+
+    def pause_writing(self) -> None:
+        """The client reads slower than its server answers (a large result, a stalled
+        reader): stop reading from the server until the client catches up, so the proxy
+        holds at most the transport's high-water mark of it, never the whole result."""
+        self.backed_up = True
+        if self.server is not None:
+            self.server.throttle()
+
+    def resume_writing(self) -> None:
+        self.backed_up = False
+        if self.server is not None:
+            self.server.unthrottle()
+
     # -- server to client (called by ServerProtocol) --------------------------------------
 
     def rewrite_error(self, frame: bytes) -> bytes | None:
@@ -264,6 +279,7 @@ class ClientSession(ClientCore, asyncio.Protocol):
         server, self.server = self.server, None
         if server is None:
             return
+        server.unthrottle()  # nobody is left to be backed up: a reset must be read
         if self.expected_ready == 0 and server.status == "I" and not self.session_mode:
             self.pool.release(server)
         elif self.expected_ready == 0 and server.status == "I":
