@@ -41,7 +41,7 @@ from engines.pgwire import (
     md5_password,
 )
 
-from ._relay import ServerCore, ServerRelay, ServerStatements
+from ._relay import ClientCore, ServerCore, ServerRelay, ServerStatements
 from ._transport import hand_over
 from .config import Upstream
 
@@ -248,6 +248,19 @@ class ServerProtocol(ServerRelay, asyncio.Protocol):
         self.swallow = 0  # answers to the proxy's own SETs still to drop, up to their Z
         self.buffer = b""
         self.on_lost: Callable[[ServerConnection], None] | None = None
+
+    def pause_writing(self) -> None:
+        """The server takes its client's bytes slower than the client sends them (a COPY
+        FROM STDIN it cannot keep up with, say): stop reading that client until the server
+        catches up, so the proxy holds at most the high-water mark of the upload. A server
+        only goes back to the pool once it has answered everything, so it has drained by
+        then and its client is reading again."""
+        if isinstance(self.client, ClientCore):
+            self.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if isinstance(self.client, ClientCore):
+            self.client.transport.resume_reading()
 
     def _idle_error(self) -> None:
         """An idle server speaking up is being shut down (admin command, crash)."""

@@ -1,9 +1,12 @@
-"""Back-pressure: a client that reads slower than its server answers makes the proxy stop
-reading that server (as PgBouncer does), never buffer the whole result; and a server
-handed back while paused so is read again by whoever borrows it next."""
+"""Back-pressure, both ways: a client that reads slower than its server answers makes the
+proxy stop reading that server (as PgBouncer does), and a server that takes an upload
+slower than its client sends it makes the proxy stop reading that client; the proxy never
+holds a whole result or upload. A server handed back while paused is read again by
+whoever borrows it next."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 
@@ -90,3 +93,52 @@ def test_a_client_that_stops_reading_never_makes_the_proxy_hold_its_result(start
     assert grown < 16 * 1024 * 1024, f"the proxy grew by {grown / 2**20:.1f} MiB"
     with psycopg.connect(firewall.dsn(), autocommit=True) as other:  # the one server, read again
         assert other.execute("SELECT count(*) FROM users").fetchone() == (100,)
+
+
+def test_a_server_that_falls_behind_an_upload_never_makes_the_proxy_hold_it(
+    start_firewall, postgres
+):
+    """A 24 MB COPY FROM STDIN whose first row waits on a lock: the server stops reading,
+    so the proxy stops reading the client instead of taking the upload in; once the lock
+    is gone every row arrives."""
+    firewall = start_firewall("--pool-size", "1")
+    lines = 24 * 1024
+    with psycopg.connect(postgres[0].dsn(), autocommit=True) as direct:
+        direct.execute("DROP TABLE IF EXISTS upload_target")
+        direct.execute("CREATE TABLE upload_target (body text)")
+        direct.execute(
+            "CREATE OR REPLACE FUNCTION wait_for_go() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_advisory_lock_shared(4242); "
+            "PERFORM pg_advisory_unlock_shared(4242); RETURN NEW; END $$"
+        )
+        direct.execute(
+            "CREATE TRIGGER wait_for_go BEFORE INSERT ON upload_target "
+            "FOR EACH ROW EXECUTE FUNCTION wait_for_go()"
+        )
+        direct.execute("SELECT pg_advisory_lock(4242)")  # held: the first row waits
+        failures: list[BaseException] = []
+        with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+            conn.execute("SELECT 1")  # the pool's connection is open and warm
+            before = _rss_bytes(firewall.process.pid)
+
+            def upload() -> None:
+                try:
+                    cursor = conn.cursor()
+                    with cursor.copy("COPY upload_target (body) FROM STDIN") as copy:
+                        for _ in range(lines):
+                            copy.write(b"x" * 1023 + b"\n")
+                except BaseException as exc:  # reported by the main thread
+                    failures.append(exc)
+
+            uploader = threading.Thread(target=upload)
+            uploader.start()
+            time.sleep(1.5)  # plenty for a client to send it all to a proxy that kept reading
+            grown = _rss_bytes(firewall.process.pid) - before
+            direct.execute("SELECT pg_advisory_unlock(4242)")
+            uploader.join(30)
+            assert not uploader.is_alive()
+            assert not failures, failures
+            assert conn.execute("SELECT count(*) FROM upload_target").fetchone() == (lines,)
+        direct.execute("DROP TABLE upload_target")
+        direct.execute("DROP FUNCTION wait_for_go()")
+    assert grown < 16 * 1024 * 1024, f"the proxy grew by {grown / 2**20:.1f} MiB"
