@@ -453,7 +453,8 @@ cdef class SocketTransport:
 def hand_over(transport: asyncio.Transport, protocol) -> object:
     """The transport ``protocol`` is driven by from now on: for a plain stream socket, a
     SocketTransport that took it over from ``transport`` (which lets go of it); for any
-    other (TLS, bytes still queued, closing), ``transport`` itself, switched to ``protocol``.
+    other (TLS, bytes still queued, closing), or when the process is out of descriptors,
+    ``transport`` itself, switched to ``protocol``.
 
     The taking over: the socket's descriptor is duplicated and the loop's transport
     aborted. Both loops remove a descriptor from their poller (EPOLL_CTL_DEL) before
@@ -471,7 +472,21 @@ def hand_over(transport: asyncio.Transport, protocol) -> object:
     ):
         transport.set_protocol(protocol)
         return transport
-    own = socket.socket(fileno=os.dup(sock.fileno()))
-    own.setblocking(False)
-    transport.abort()
-    return SocketTransport(_reactor_for(asyncio.get_running_loop()), own, protocol)
+    try:
+        own = socket.socket(fileno=os.dup(sock.fileno()))
+    except OSError:  # out of descriptors: the loop's transport carries on
+        transport.set_protocol(protocol)
+        return transport
+    reactor = None
+    try:
+        own.setblocking(False)
+        reactor = _reactor_for(asyncio.get_running_loop())
+        taken = SocketTransport(reactor, own, protocol)
+    except OSError:  # no epoll descriptor or watch to be had: likewise
+        own.close()
+        if reactor is not None:
+            (<Reactor>reactor)._shut()  # if it watches nothing else
+        transport.set_protocol(protocol)
+        return transport
+    transport.abort()  # only now: until here the loop's transport could carry on
+    return taken

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import socket
 import struct
 
@@ -264,6 +265,35 @@ def test_every_descriptor_is_let_go_and_a_reused_one_gets_nothing(run):
     assert len(reactors) == 1
     assert left == set()
     assert leaked == b""
+
+
+def test_out_of_descriptors_the_loops_transport_carries_on(run):
+    async def scenario() -> tuple[bool, bytes, bytes]:
+        loop = asyncio.get_running_loop()
+        protocol = Recorder()
+        listener = socket.create_server(("127.0.0.1", 0))
+        peer_ready = loop.run_in_executor(None, listener.accept)
+        _, writer = await asyncio.open_connection(*listener.getsockname())
+        peer, _ = await peer_ready
+        listener.close()
+        lowest_free = os.dup(0)
+        os.close(lowest_free)
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (lowest_free, hard))  # no new descriptor
+        try:
+            transport = hand_over(writer.transport, protocol)
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        kept = transport is writer.transport and transport.get_protocol() is protocol
+        peer.sendall(b"still served")
+        await asyncio.wait_for(protocol.received.wait(), 5)
+        transport.write(b"both ways")
+        echoed = await _read_exactly(peer, len(b"both ways"))
+        transport.close()
+        peer.close()
+        return kept, bytes(protocol.data), echoed
+
+    assert run(scenario) == (True, b"still served", b"both ways")
 
 
 def test_a_transport_that_cannot_be_taken_over_is_switched_in_place(run):
