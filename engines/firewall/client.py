@@ -1,10 +1,11 @@
 """Client sessions: the proxy's side of one client connection.
 
 Login happens in straight-line asyncio code (startup packet, SCRAM-SHA-256 against the
-proxy's user list, the server's parameters replayed); after it the session switches the
-transport to callbacks (``asyncio.Protocol``), which is what makes the hot path fast: no
-task switch per message, whole messages forwarded in one write. That per-message path is
-compiled (``_relay.ClientCore``, the base class here); this module keeps the rest.
+proxy's user list, the server's parameters replayed); after it the session is driven by
+callbacks (``asyncio.Protocol``), on the proxy's own transport for a plain socket
+(``_transport.hand_over``), which is what makes the hot path fast: no task switch per
+message, whole messages forwarded in one write. That per-message path is compiled
+(``_relay.ClientCore``, the base class here); this module keeps the rest.
 
 Every Query and Parse is checked by the guard. A blocked statement is not answered by the
 proxy directly, since responses to earlier pipelined messages may still be on their way:
