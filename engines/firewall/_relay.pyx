@@ -305,12 +305,15 @@ cdef class ServerRelay(Receiver):
         cdef const unsigned char* p = <const unsigned char*>data
         cdef Py_ssize_t end = 0, frame_end, ready = -1
         cdef unsigned char kind
-        cdef ServerCore server = self.server
-        cdef ServerStatements statements = server.statements
-        cdef bint owed = len(statements.expected) > 0
+        cdef ServerCore server
+        cdef ServerStatements statements
+        cdef bint owed
         cdef ClientCore session
         if self.buffer or self.swallow or not isinstance(self.client, ClientCore):
             return 0
+        server = self.server
+        statements = server.statements
+        owed = len(statements.expected) > 0
         while end < size:
             if size - end < 5 or ready >= 0:
                 return 0  # a partial header, or something after the ReadyForQuery

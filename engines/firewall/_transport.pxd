@@ -46,8 +46,6 @@ cdef class SocketTransport:
     cdef bint _closing
     cdef bint _lost
     cdef bint _writing_paused
-    cdef Py_ssize_t _high
-    cdef Py_ssize_t _low
     cdef dict _extra
 
     cdef int _write(self, data) except -1

@@ -218,8 +218,8 @@ cdef class Receiver:
 
 cdef class SocketTransport:
     """A connected stream socket driven by a Reactor: the part of ``asyncio.Transport`` the
-    proxy uses (write, close, abort, pause/resume reading, write-buffer size and limits,
-    extra info, protocol swap), with asyncio's semantics."""
+    proxy uses (write, close, abort, pause/resume reading, write-buffer size, extra info,
+    protocol swap), with asyncio's semantics and its default water marks."""
 
     def __init__(self, Reactor reactor, sock: socket.socket, protocol) -> None:
         self._reactor = reactor
@@ -229,8 +229,6 @@ cdef class SocketTransport:
         self._pending = bytearray()
         self._reading = True
         self._armed = EPOLLIN
-        self._high = HIGH_WATER
-        self._low = LOW_WATER
         self._extra = {"socket": sock, "sockname": sock.getsockname()}
         try:
             self._extra["peername"] = sock.getpeername()
@@ -247,9 +245,6 @@ cdef class SocketTransport:
 
     def write(self, data) -> None:
         self._write(data)
-
-    def writelines(self, list_of_data) -> None:
-        self._write(b"".join(list_of_data))
 
     def close(self) -> None:
         """Stop reading, send what is queued, then report connection_lost(None)."""
@@ -287,18 +282,6 @@ cdef class SocketTransport:
     def get_write_buffer_size(self) -> int:
         return PyByteArray_GET_SIZE(self._pending)
 
-    def get_write_buffer_limits(self) -> tuple:
-        return (self._low, self._high)
-
-    def set_write_buffer_limits(self, high=None, low=None) -> None:
-        if high is None:
-            high = HIGH_WATER if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
-        self._high, self._low = high, low
-
     def get_extra_info(self, name, default=None):
         return self._extra.get(name, default)
 
@@ -306,9 +289,6 @@ cdef class SocketTransport:
         self._protocol = protocol
         self._data_received = protocol.data_received
         self._receiver = protocol if isinstance(protocol, Receiver) else None
-
-    def get_protocol(self):
-        return self._protocol
 
     # -- writing -------------------------------------------------------------------------
 
@@ -344,7 +324,7 @@ cdef class SocketTransport:
         PyByteArray_Resize(self._pending, queued + size)
         memcpy(PyByteArray_AS_STRING(self._pending) + queued, data, size)
         self._arm()
-        if not self._writing_paused and queued + size > self._high:
+        if not self._writing_paused and queued + size > HIGH_WATER:
             self._writing_paused = True
             try:
                 self._protocol.pause_writing()
@@ -366,7 +346,7 @@ cdef class SocketTransport:
             size -= sent
         if size == 0:
             self._arm()
-        if self._writing_paused and size <= self._low:
+        if self._writing_paused and size <= LOW_WATER:
             self._writing_paused = False
             try:
                 self._protocol.resume_writing()

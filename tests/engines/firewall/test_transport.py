@@ -56,17 +56,37 @@ class Recorder(asyncio.Protocol):
         self.lost.set_result(exc)
 
 
-async def _taken_over(protocol: asyncio.Protocol) -> tuple[SocketTransport, socket.socket]:
-    """A TCP connection over loopback, made by the loop, then handed over; and its peer."""
+async def _loop_connection() -> tuple[asyncio.StreamWriter, socket.socket]:
+    """A TCP connection over loopback made by the loop (its writer), and its peer."""
     listener = socket.create_server(("127.0.0.1", 0))
     peer_ready = asyncio.get_running_loop().run_in_executor(None, listener.accept)
     _, writer = await asyncio.open_connection(*listener.getsockname())
     peer, _ = await peer_ready
     listener.close()
+    return writer, peer
+
+
+async def _taken_over(protocol: asyncio.Protocol) -> tuple[SocketTransport, socket.socket]:
+    """A loop-made connection handed over to the proxy's transport, and its peer."""
+    writer, peer = await _loop_connection()
     transport = hand_over(writer.transport, protocol)
     assert isinstance(transport, SocketTransport)
     assert writer.transport.is_closing()  # the loop's transport let go of the socket
     return transport, peer
+
+
+async def _exchange(
+    transport: asyncio.BaseTransport, peer: socket.socket, protocol: Recorder
+) -> tuple[bytes, bytes]:
+    """A message each way: what the protocol received, what the peer read back; then both
+    ends close."""
+    peer.sendall(b"from the peer")
+    await asyncio.wait_for(protocol.received.wait(), 5)
+    transport.write(b"from the proxy")
+    echoed = await _read_exactly(peer, len(b"from the proxy"))
+    transport.close()
+    peer.close()
+    return bytes(protocol.data), echoed
 
 
 async def _read_exactly(sock: socket.socket, size: int) -> bytes:
@@ -104,13 +124,7 @@ def test_bytes_flow_both_ways_after_the_hand_over(run):
     async def scenario() -> tuple[bytes, bytes]:
         protocol = Recorder()
         transport, peer = await _taken_over(protocol)
-        peer.sendall(b"from the peer")
-        await asyncio.wait_for(protocol.received.wait(), 5)
-        transport.write(b"from the proxy")
-        echoed = await _read_exactly(peer, len(b"from the proxy"))
-        transport.close()
-        peer.close()
-        return bytes(protocol.data), echoed
+        return await _exchange(transport, peer, protocol)
 
     assert run(scenario) == (b"from the peer", b"from the proxy")
 
@@ -268,14 +282,9 @@ def test_every_descriptor_is_let_go_and_a_reused_one_gets_nothing(run):
 
 
 def test_out_of_descriptors_the_loops_transport_carries_on(run):
-    async def scenario() -> tuple[bool, bytes, bytes]:
-        loop = asyncio.get_running_loop()
+    async def scenario() -> tuple[bool, tuple[bytes, bytes]]:
         protocol = Recorder()
-        listener = socket.create_server(("127.0.0.1", 0))
-        peer_ready = loop.run_in_executor(None, listener.accept)
-        _, writer = await asyncio.open_connection(*listener.getsockname())
-        peer, _ = await peer_ready
-        listener.close()
+        writer, peer = await _loop_connection()
         lowest_free = os.dup(0)
         os.close(lowest_free)
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -285,15 +294,9 @@ def test_out_of_descriptors_the_loops_transport_carries_on(run):
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
         kept = transport is writer.transport and transport.get_protocol() is protocol
-        peer.sendall(b"still served")
-        await asyncio.wait_for(protocol.received.wait(), 5)
-        transport.write(b"both ways")
-        echoed = await _read_exactly(peer, len(b"both ways"))
-        transport.close()
-        peer.close()
-        return kept, bytes(protocol.data), echoed
+        return kept, await _exchange(transport, peer, protocol)
 
-    assert run(scenario) == (True, b"still served", b"both ways")
+    assert run(scenario) == (True, (b"from the peer", b"from the proxy"))
 
 
 def test_a_transport_that_cannot_be_taken_over_is_switched_in_place(run):
