@@ -143,6 +143,9 @@ cdef class GuardStats:
 
     cdef public long long checked
     cdef public long long cache_hits
+    # Cache hits a session answered from its memo of the statement shape it was last
+    # allowed, without a lookup (ClientCore._allowed_by_cache); a part of cache_hits.
+    cdef public long long repeats
     cdef public long long parse_errors
     cdef public dict blocked
 
@@ -595,6 +598,7 @@ cdef class ClientCore(Endpoint):
             else:
                 self._guard_stats.checked += 1
                 self._guard_stats.cache_hits += 1
+                self._guard_stats.repeats += 1
                 return True
         cdef bytes key = PyBytes_FromStringAndSize(NULL, size)
         cdef char* out = PyBytes_AS_STRING(key)

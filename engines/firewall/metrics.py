@@ -14,6 +14,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ._relay import LatencyCounts
+from ._transport import read_counts
 
 if TYPE_CHECKING:
     from .proxy import FirewallProxy
@@ -78,6 +79,7 @@ class LatencyHistogram(LatencyCounts):
 def stats_snapshot(proxy: FirewallProxy) -> dict[str, Any]:
     """Everything the proxy counts, as one JSON-ready dict (the demo page reads this)."""
     guard = proxy.guard.stats
+    in_place, copied = read_counts()
     return {
         "clients": len(proxy.sessions),
         "logins": proxy.logins,
@@ -106,11 +108,15 @@ def stats_snapshot(proxy: FirewallProxy) -> dict[str, Any]:
         "guard": {
             "checked": guard.checked,
             "cache_hits": guard.cache_hits,
+            "repeats": guard.repeats,
             "parse_errors": guard.parse_errors,
             "blocked": dict(guard.blocked),
             "rules": sorted(proxy.guard.rules),
         },
         "latency": proxy.latency.snapshot(),
+        # The relay's fast path at work: reads forwarded straight from the read buffer,
+        # against those copied for the general path (logins and TLS are not counted).
+        "reads": {"in_place": in_place, "copied": copied},
     }
 
 
@@ -151,6 +157,10 @@ def prometheus_text(proxy: FirewallProxy) -> str:
     lines += [
         f'firewall_statements_blocked_total{{rule="{rule}"}} {count}'
         for rule, count in sorted(stats["guard"]["blocked"].items())
+    ]
+    lines.append("# TYPE firewall_reads_total counter")
+    lines += [
+        f'firewall_reads_total{{path="{path}"}} {count}' for path, count in stats["reads"].items()
     ]
     lines.append("# TYPE firewall_round_trip_seconds histogram")
     cumulative = 0

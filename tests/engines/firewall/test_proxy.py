@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -516,6 +517,38 @@ def test_metrics_count_what_happened(start_firewall):
         text = response.read().decode()
     assert 'firewall_statements_blocked_total{rule="drop"} 1' in text
     assert "firewall_round_trip_seconds_count" in text
+    assert re.search(r'^firewall_reads_total\{path="copied"\} [1-9]', text, re.M)
+
+
+def test_repeated_simple_queries_take_the_relay_fast_paths(start_firewall):
+    """Two speed paths whose fallbacks do the same work, so only the counters tell them
+    apart: a simple Query the verdict cache allows, and the server's answer to it, are relayed
+    straight from the read buffer; and a session repeating the statement shape it was last
+    allowed, digits aside, is answered from its memo without a cache lookup. Plain sockets
+    both ways: a TLS one stays with the loop's transport, which has no such path."""
+    metrics_port = free_port()
+    firewall = start_firewall(
+        "--metrics-listen",
+        f"127.0.0.1:{metrics_port}",
+        config='[databases.postgres]\nupstream = "{upstream}?sslmode=disable"\n',
+    )
+
+    def stats() -> dict:
+        url = f"http://127.0.0.1:{metrics_port}/stats.json"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.load(response)
+
+    before = stats()
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+        for n in range(10, 30):  # the first is parsed; the next 19 hit the cache, 18 repeat
+            result = conn.pgconn.exec_(f"SELECT {n}".encode())  # a simple Query
+            assert result.status == psycopg.pq.ExecStatus.TUPLES_OK, result.error_message
+            assert result.get_value(0, 0) == str(n).encode()
+    after = stats()
+    assert after["guard"]["repeats"] - before["guard"]["repeats"] >= 18
+    # 19 Queries in, 19 answers out, at the least; the login and the first query copied.
+    assert after["reads"]["in_place"] - before["reads"]["in_place"] >= 38
+    assert after["reads"]["copied"] > before["reads"]["copied"]
 
 
 def test_tls_on_both_sides_with_verified_certificates(start_firewall, postgres):
