@@ -28,8 +28,11 @@ the proxy and PostgreSQL's backends share the same cores, so every target also c
 with its own load generator, and a proxy's CPU time is taken from the server's. The cases
 run target after target (direct, pgbouncer, firewall), and with ``--repeat`` in rounds of
 all three (never one target's runs in a row), so slow drift hits all three alike; the
-median run of each is kept. Read ratios, not absolute TPS, and re-run before
-believing a difference of a few percent.
+median run of each is kept. Every other round runs the targets in reverse order, so no
+proxy always runs right after the other. With ``--repeat`` it also prints the firewall's
+TPS over PgBouncer's round by round: each pair ran back to back, so drift mostly cancels
+out of those ratios, and their spread shows how far one run can be trusted. Read ratios,
+not absolute TPS, and re-run before believing a difference of a few percent.
 
 PgBouncer is optional: without it the script prints how to install it and still measures
 the other targets, showing PgBouncer as "not installed".
@@ -50,6 +53,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -376,6 +380,7 @@ def median_outcome(outcomes: list[Outcome]) -> Outcome:
 
 
 Results = dict[tuple[Case, str], Outcome]
+ByRound = dict[Case, list[float]]  # a case's firewall/PgBouncer TPS ratios, round by round
 
 
 def added_us(results: Results, case: Case, target: str) -> float | None:
@@ -448,6 +453,20 @@ def render_table(results: Results, cases: list[Case], missing: dict[str, str | N
     return "\n".join(lines)
 
 
+def render_rounds(by_round: ByRound) -> list[str]:
+    """Each case's firewall/PgBouncer TPS ratios round by round, with their median and
+    range; nothing when there was one round or no PgBouncer."""
+    lines = [
+        f"  c={case.clients} {case.label}: {' '.join(f'{r:.2f}' for r in ratios)}  "
+        f"(median {statistics.median(ratios):.2f}, range {min(ratios):.2f}-{max(ratios):.2f})"
+        for case, ratios in by_round.items()
+        if len(ratios) > 1
+    ]
+    if lines:
+        lines.insert(0, "fw/pgb TPS, round by round (each pair ran back to back):")
+    return lines
+
+
 def render_failures(results: Results, cases: list[Case]) -> list[str]:
     return [
         f"  {target} {case.label} c={case.clients} fails: {outcome.error}"
@@ -461,6 +480,7 @@ def render_failures(results: Results, cases: list[Case]) -> list[str]:
 class Verdict:
     tps_ratio: float | None
     tps_clients: int
+    tps_rounds: tuple[float, ...]  # the same case's round-by-round ratios
     latency_ratio: float | None
     latency_clients: int
     latency_met: bool | None
@@ -468,7 +488,8 @@ class Verdict:
     pgbouncer_prepared: str  # ok | fail | n/a
 
 
-def judge(results: Results, cases: list[Case], pgbouncer_missing: bool) -> Verdict:
+def judge(results: Results, cases: list[Case], pgbouncer_missing: bool,
+          by_round: ByRound | None = None) -> Verdict:  # fmt: skip
     plain = [c for c in cases if c.mode == "simple" and not c.connect]
     many = max(plain, key=lambda c: c.clients)
     few = min(plain, key=lambda c: c.clients)
@@ -483,7 +504,8 @@ def judge(results: Results, cases: list[Case], pgbouncer_missing: bool) -> Verdi
     else:
         pgb_prepared = "ok" if all(results[(c, "pgbouncer")].ok for c in prepared) else "fail"
     return Verdict(
-        tps_ratio(results, many), many.clients, ratio(fw_add, pgb_add), few.clients,
+        tps_ratio(results, many), many.clients, tuple((by_round or {}).get(many, ())),
+        ratio(fw_add, pgb_add), few.clients,
         latency_met, prepared_ok, pgb_prepared,
     )  # fmt: skip
 
@@ -493,6 +515,12 @@ def render_verdicts(v: Verdict) -> list[str]:
         return "undetermined" if flag is None else ("met" if flag else "NOT met")
 
     tps_met = None if v.tps_ratio is None else v.tps_ratio >= 1.0
+    tps_note = ""
+    if len(v.tps_rounds) > 1 and min(v.tps_rounds) < 1.0 <= max(v.tps_rounds):
+        tps_note = (
+            f" (rounds {min(v.tps_rounds):.2f}-{max(v.tps_rounds):.2f} straddle 1.0: "
+            "the difference is within this machine's run-to-run noise)"
+        )
     latency_note = ""
     if v.pgbouncer_prepared == "n/a":
         latency_note = " (no PgBouncer to compare with)"
@@ -500,7 +528,7 @@ def render_verdicts(v: Verdict) -> list[str]:
         latency_note = " (PgBouncer's added latency is missing or not above zero: no ratio)"
     return [
         f"target: {v.tps_clients}-client TPS >= PgBouncer's (simple): "
-        f"ratio {fmt_num(v.tps_ratio, '.2f')} -> {met(tps_met)}",
+        f"ratio {fmt_num(v.tps_ratio, '.2f')} -> {met(tps_met)}{tps_note}",
         f"target: {v.latency_clients}-client added latency <= 1.5x PgBouncer's (simple): "
         f"ratio {fmt_num(v.latency_ratio, '.2f')} -> {met(v.latency_met)}{latency_note}",
         f"target: prepared protocol through the firewall: "
@@ -581,10 +609,22 @@ def initialise(pgbench: str, port: int, user: str, db: str, scale: int,
         raise RuntimeError(f"pgbench -i failed:\n{result.stderr.strip()}")
 
 
+def paired_ratios(rounds: list[dict[str, Outcome]]) -> list[float]:
+    """The firewall's TPS over PgBouncer's in each round where both worked: the two ran
+    back to back, so slow drift of the machine moves both and mostly cancels out."""
+    return [
+        fw.tps / pgb.tps
+        for run in rounds
+        if (fw := run.get("firewall")) and (pgb := run.get("pgbouncer"))
+        and fw.ok and pgb.ok and fw.tps is not None and pgb.tps
+    ]  # fmt: skip
+
+
 def measure(pgbench: str, targets: dict[str, Target], cases: list[Case], args: argparse.Namespace,
-            user: str, db: str, env: dict[str, str]) -> Results:  # fmt: skip
+            user: str, db: str, env: dict[str, str]) -> tuple[Results, ByRound]:  # fmt: skip
     """Every case against every available target: within a case, rounds of target after
-    target."""
+    target, every other round in reverse order. The median run of each, and each case's
+    round-by-round firewall/PgBouncer TPS ratios."""
     live = [t for t in targets.values() if t.port is not None]
     for target in live:  # open the pools and warm the caches; not measured
         assert target.port is not None
@@ -592,11 +632,14 @@ def measure(pgbench: str, targets: dict[str, Target], cases: list[Case], args: a
         run_pgbench(pgbench_argv(pgbench, target.port, user, db, warm, 1), env, 1)
     total = len(cases) * len(live) * args.repeat
     results: Results = {}
+    by_round: ByRound = {}
     step = 0
     for case in cases:
         outcomes: dict[str, list[Outcome]] = {target.name: [] for target in live}
-        for _ in range(args.repeat):  # rounds of every target, so drift hits all alike
-            for target in live:
+        rounds: list[dict[str, Outcome]] = []
+        for n in range(args.repeat):  # rounds of every target, so drift hits all alike
+            rounds.append({})
+            for target in live if n % 2 == 0 else live[::-1]:
                 assert target.port is not None
                 step += 1
                 print(f"[{step}/{total}] {target.name} {case.label} c={case.clients} ...",
@@ -606,9 +649,11 @@ def measure(pgbench: str, targets: dict[str, Target], cases: list[Case], args: a
                 print(f"{outcome.tps:,.0f} TPS" if outcome.ok else f"fails: {outcome.error}",
                       file=sys.stderr, flush=True)  # fmt: skip
                 outcomes[target.name].append(outcome)
+                rounds[-1][target.name] = outcome
         for target in live:
             results[(case, target.name)] = median_outcome(outcomes[target.name])
-    return results
+        by_round[case] = paired_ratios(rounds)
+    return results, by_round
 
 
 def log_problems(log: Path) -> list[str]:
@@ -649,7 +694,7 @@ def main(argv: list[str] | None = None) -> int:
             ):
                 targets = {"direct": Target("direct", server.port), "pgbouncer": pgb,
                            "firewall": fw}  # fmt: skip
-                results = measure(pgbench, targets, cases, args, user, db, env)
+                results, by_round = measure(pgbench, targets, cases, args, user, db, env)
                 stats = firewall_stats(metrics_port)
                 fw_problems = log_problems(workdir / "firewall.log")
     except (ClusterError, RuntimeError) as exc:
@@ -659,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
 
     missing = {name: t.missing for name, t in targets.items()}
-    verdict = judge(results, cases, pgbouncer_missing=pgb.missing is not None)
+    verdict = judge(results, cases, pgb.missing is not None, by_round)
     print(
         f"\npgbench -S, scale {args.scale}, {args.duration:g} s per run"
         f"{f', median of {args.repeat}' if args.repeat > 1 else ''}; proxies: transaction "
@@ -674,6 +719,9 @@ def main(argv: list[str] | None = None) -> int:
         )
     if pgb.missing:
         print(PGBOUNCER_INSTALL)
+    if spread := render_rounds(by_round):
+        print()
+        print("\n".join(spread))
     failures = render_failures(results, cases)
     if failures:
         print("\nfailures:")
