@@ -550,6 +550,17 @@ def test_repeated_simple_queries_take_the_relay_fast_paths(start_firewall):
     assert after["reads"]["in_place"] - before["reads"]["in_place"] >= 38
     assert after["reads"]["copied"] > before["reads"]["copied"]
 
+    # With a ``$`` the cache is keyed by the exact text, digits and all: the compiled path
+    # must build that same key, or its lookup misses and every such query is copied.
+    exact = "SELECT $q1$ é 7 $q1$".encode()
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
+        assert conn.pgconn.exec_(exact).get_value(0, 0) == " é 7 ".encode()
+        middle = stats()
+        assert conn.pgconn.exec_(exact).get_value(0, 0) == " é 7 ".encode()
+    end = stats()
+    assert end["reads"]["in_place"] - middle["reads"]["in_place"] >= 2
+    assert end["guard"]["repeats"] == middle["guard"]["repeats"]  # an exact key is not kept
+
 
 def test_tls_on_both_sides_with_verified_certificates(start_firewall, postgres):
     """verify-full towards the server (the cluster's CA) and towards clients (the proxy
