@@ -518,8 +518,8 @@ def render_verdicts(v: Verdict) -> list[str]:
     tps_note = ""
     if len(v.tps_rounds) > 1 and min(v.tps_rounds) < 1.0 <= max(v.tps_rounds):
         tps_note = (
-            f" (rounds {min(v.tps_rounds):.2f}-{max(v.tps_rounds):.2f} straddle 1.0: "
-            "the difference is within this machine's run-to-run noise)"
+            f" (rounds {min(v.tps_rounds):.2f}-{max(v.tps_rounds):.2f}, either side of "
+            "1.0: a single run could land on either)"
         )
     latency_note = ""
     if v.pgbouncer_prepared == "n/a":
