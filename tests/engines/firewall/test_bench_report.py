@@ -50,6 +50,28 @@ def test_the_verdict_says_when_rounds_fall_either_side_of_parity(bench):
     assert tps_line.endswith("ratio 0.98 -> NOT met")
 
 
+def test_many_rounds_get_an_interval_that_decides_the_note(bench):
+    level = (0.93, 0.97, 0.99, 1.0, 1.01, 1.02, 1.04, 1.08)
+    [tps_line, *_] = bench.render_verdicts(_verdict(bench, 1.0, level))
+    assert "95 % interval of the rounds' median" in tps_line
+    assert "level with PgBouncer" in tps_line
+    ahead = (1.03, 1.04, 1.05, 1.05, 1.06, 1.06, 1.07, 1.09)
+    low, high = bench.median_interval(list(ahead))
+    assert 1.0 < low <= high
+    [tps_line, *_] = bench.render_verdicts(_verdict(bench, 1.06, ahead))
+    assert tps_line.endswith("ratio 1.06 -> met")
+    [line] = bench.render_rounds({bench.Case(20, "simple"): list(ahead)})[1:]
+    assert f"95 % interval of the median {low:.2f}-{high:.2f}" in line
+
+
+def test_modes_choose_the_cases_and_an_unmeasured_prepared_target_says_so(bench):
+    cases = bench.build_cases([20], ["simple", "connect"])
+    assert cases == [bench.Case(20, "simple"), bench.Case(20, "simple", connect=True)]
+    verdict = bench.Verdict(1.0, 20, (), 0.9, 20, True, None, "n/a")
+    assert bench.render_verdicts(verdict)[2].endswith("not measured (--modes)")
+    assert "prepared=n/a" in bench.result_line(verdict)
+
+
 def test_round_lines_show_median_and_range_and_skip_single_rounds(bench):
     many, few = bench.Case(20, "simple"), bench.Case(1, "simple")
     lines = bench.render_rounds({many: [0.97, 1.03, 0.99], few: [1.1]})
