@@ -484,7 +484,7 @@ def render_rounds(by_round: ByRound) -> list[str]:
         )
         if len(ratios) >= INTERVAL_ROUNDS:
             low, high = median_interval(ratios)
-            summary += f", 95 % interval of the median {low:.2f}-{high:.2f}"
+            summary += f", 95 % interval of the median {low:.3f}-{high:.3f}"
         lines.append(
             f"  c={case.clients} {case.label}: {' '.join(f'{r:.2f}' for r in ratios)}  ({summary})"
         )
@@ -547,7 +547,7 @@ def render_verdicts(v: Verdict) -> list[str]:
         low, high = median_interval(list(v.tps_rounds))
         if low < 1.0 <= high:
             tps_note = (
-                f" (95 % interval of the rounds' median {low:.2f}-{high:.2f}: level with "
+                f" (95 % interval of the rounds' median {low:.3f}-{high:.3f}: level with "
                 "PgBouncer within this machine's noise)"
             )
     elif len(v.tps_rounds) > 1 and min(v.tps_rounds) < 1.0 <= max(v.tps_rounds):

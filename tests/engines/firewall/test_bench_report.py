@@ -61,7 +61,7 @@ def test_many_rounds_get_an_interval_that_decides_the_note(bench):
     [tps_line, *_] = bench.render_verdicts(_verdict(bench, 1.06, ahead))
     assert tps_line.endswith("ratio 1.06 -> met")
     [line] = bench.render_rounds({bench.Case(20, "simple"): list(ahead)})[1:]
-    assert f"95 % interval of the median {low:.2f}-{high:.2f}" in line
+    assert f"95 % interval of the median {low:.3f}-{high:.3f}" in line
 
 
 def test_modes_choose_the_cases_and_an_unmeasured_prepared_target_says_so(bench):
