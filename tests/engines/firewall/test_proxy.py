@@ -546,7 +546,7 @@ def test_repeated_simple_queries_take_the_relay_fast_paths(start_firewall):
             assert result.get_value(0, 0) == str(n).encode()
     after = stats()
     assert after["guard"]["repeats"] - before["guard"]["repeats"] >= 18
-    # 19 Queries in, 19 answers out, at the least; the login and the first query copied.
+    # 19 Queries in and 19 answers out, at the least; the first Query, parsed, is copied.
     assert after["reads"]["in_place"] - before["reads"]["in_place"] >= 38
     assert after["reads"]["copied"] > before["reads"]["copied"]
 
