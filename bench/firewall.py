@@ -519,7 +519,7 @@ class Verdict:
 
 
 def judge(results: Results, cases: list[Case], pgbouncer_missing: bool,
-          by_round: ByRound | None = None) -> Verdict:  # fmt: skip
+          by_round: ByRound) -> Verdict:  # fmt: skip
     plain = [c for c in cases if c.mode == "simple" and not c.connect]
     many = max(plain, key=lambda c: c.clients)
     few = min(plain, key=lambda c: c.clients)
@@ -534,7 +534,7 @@ def judge(results: Results, cases: list[Case], pgbouncer_missing: bool,
     else:
         pgb_prepared = "ok" if all(results[(c, "pgbouncer")].ok for c in prepared) else "fail"
     return Verdict(
-        tps_ratio(results, many), many.clients, tuple((by_round or {}).get(many, ())),
+        tps_ratio(results, many), many.clients, tuple(by_round.get(many, ())),
         ratio(fw_add, pgb_add), few.clients,
         latency_met, prepared_ok, pgb_prepared, pgbouncer_missing,
     )  # fmt: skip
@@ -614,7 +614,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "engines.firewall (transaction pooling, guard on), in one run.",
         epilog=PGBOUNCER_INSTALL.replace("PgBouncer is not installed; to", "To")
         + ". Ends with one line: RESULT firewall tps20_ratio=... added_latency1_ratio=... "
-        "prepared=ok|fail pgbouncer_prepared=ok|fail|n/a",
+        "prepared=ok|fail|n/a pgbouncer_prepared=ok|fail|n/a",
     )
     parser.add_argument("--duration", type=float, default=10.0, metavar="SECONDS",
                         help="length of each pgbench run (default 10)")  # fmt: skip

@@ -596,10 +596,8 @@ cdef class ClientCore(Endpoint):
                 if c != seen[i]:
                     break
             else:
-                self._guard_stats.checked += 1
-                self._guard_stats.cache_hits += 1
                 self._guard_stats.repeats += 1
-                return True
+                return self._cache_hit()
         cdef bytes key = PyBytes_FromStringAndSize(NULL, size)
         cdef char* out = PyBytes_AS_STRING(key)
         for i in range(size):
@@ -613,6 +611,10 @@ cdef class ClientCore(Endpoint):
             return False
         if not exact:
             self._last_allowed = key
+        return self._cache_hit()
+
+    cdef inline bint _cache_hit(self) noexcept:
+        """Count a check the verdict cache answered, as Guard.check counts one."""
         self._guard_stats.checked += 1
         self._guard_stats.cache_hits += 1
         return True

@@ -24,7 +24,7 @@ cdef class Reactor:
     cdef object _loop
     cdef dict _transports  # descriptor -> SocketTransport, while it is watched (and so alive)
     cdef epoll_event* _events
-    cdef char* _buffer  # every read lands here first; the protocol gets a bytes copy
+    cdef char* _buffer  # every read lands here: a Receiver takes it in place, others a copy
 
     cdef int _watch(self, SocketTransport transport) except -1
     cdef int _change(self, SocketTransport transport, unsigned int events) except -1
