@@ -49,6 +49,27 @@ def test_project_pages_link_their_seed_posts(client):
             assert f'href="{post.get_absolute_url()}"' in page
 
 
+def test_seed_posts_link_the_live_demos_of_their_projects(client):
+    """A reader of a post about a project that runs live on the site ("try it on the live
+    demo") gets a link to that demo's page, and the link leads somewhere."""
+    from demos.registry import DEMOS
+
+    checked = 0
+    for post_seed in seed.seed_posts():
+        post = Post.objects.get(slug=post_seed.slug)
+        page = client.get(post.get_absolute_url()).content.decode()
+        for project in Project.objects.filter(slug__in=post_seed.tags):
+            demo = DEMOS.get(project.demo_slug)
+            if demo is None or not demo.available:
+                continue
+            url = demo.get_absolute_url()
+            assert f'href="{url}"' in post.body_html, f"{post.slug} does not link {url}"
+            assert f'href="{url}"' in page, f"{post.slug}'s page lost the link to {url}"
+            assert client.get(url).status_code == 200, url
+            checked += 1
+    assert checked >= 2  # the firewall's and the scheduler's posts, at least
+
+
 def test_loadseed_is_idempotent_and_refresh_restores_edits():
     post = Post.objects.get(slug="chase-lev-weak-memory")
     post.body = "Edited in the admin."

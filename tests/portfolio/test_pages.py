@@ -134,6 +134,34 @@ def test_arsenal_notice_escapes_the_category(client):
     assert "&lt;script&gt;" in html
 
 
+def test_about_and_footer_show_contact_only_when_there_is_some(client):
+    """Links and contact details are the owner's to add in the admin; until then the about
+    page and the footer show no empty contact block. Once added, both show them."""
+    from portfolio.models import Profile, ProfileLink
+
+    profile = Profile.objects.first()  # as seeded: no location, email or links
+    profile.links.all().delete()
+    profile.location = profile.email = ""
+    profile.save()
+    html = client.get("/about/").content.decode()
+    assert 'aria-label="Contact"' not in html
+    assert "profile-links" not in html
+    assert "about--contact" not in html  # no empty column kept for it either
+
+    ProfileLink.objects.create(profile=profile, label="GitHub", url="https://github.com/example")
+    html = client.get("/about/").content.decode()
+    assert 'aria-label="Contact"' in html
+    assert html.count('href="https://github.com/example"') == 2  # the block and the footer
+
+    profile.links.all().delete()
+    profile.email = "owner@example.com"
+    profile.save()
+    html = client.get("/about/").content.decode()
+    assert 'aria-label="Contact"' in html
+    assert 'href="mailto:owner@example.com"' in html
+    assert "profile-links" not in html
+
+
 def test_500_page_stands_alone():
     html = render_to_string("500.html")
     assert Outline(html).h1 == 1
@@ -153,6 +181,47 @@ def test_demos_index_lists_every_demo(client):
     for demo in DEMOS.values():
         assert demo.title in html
     assert 'data-ws="/ws/demos/status/"' in html
+
+
+class DemoCards(HTMLParser):
+    """Per demo card on the demos index: its status pill's state and its process badges."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__()
+        self.status: dict[str, str] = {}
+        self.badges: dict[str, list[str]] = {}
+        self.card = ""
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "article" and "data-demo" in attrs:
+            self.card = attrs["data-demo"]
+            self.badges[self.card] = []
+        elif "data-demo-status" in attrs:
+            self.status[self.card] = attrs["data-demo-status"]
+        elif "data-process" in attrs:
+            self.badges[self.card].append(attrs["data-process"])
+
+
+def test_demos_index_shows_coming_demos_without_live_badges(client, monkeypatch):
+    """A demo not built yet is plainly "coming": no process badges, whose state would stay
+    "unknown" forever. A demo that runs shows a badge for every process it needs."""
+    from demos.registry import DEMOS, Demo
+
+    # One coming demo for certain, however many of the real ones are built by now.
+    unbuilt = Demo("unbuilt", "Not built yet", "Coming later.", ("web", "router"))
+    monkeypatch.setitem(DEMOS, unbuilt.slug, unbuilt)
+
+    cards = DemoCards(client.get("/demos/").content.decode())
+    assert set(cards.status) == set(DEMOS)
+    for demo in DEMOS.values():
+        if demo.available:
+            assert cards.status[demo.slug] != "coming", demo.slug
+            assert cards.badges[demo.slug] == list(demo.processes), demo.slug
+        else:
+            assert cards.status[demo.slug] == "coming", demo.slug
+            assert cards.badges[demo.slug] == [], demo.slug
 
 
 def test_pages_forbid_inline_scripts(client):
