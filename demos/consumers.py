@@ -23,6 +23,9 @@ class StackStatusConsumer(JobConsumer):
 
     limits = JobLimits(max_runtime=30 * 60, max_items=2 * 30 * 60)
 
+    def is_passive(self, params: Any) -> bool:
+        return True  # every page's footer watches: never one of the visitor's jobs
+
     async def run_job(self, params: Any, output: JobOutput) -> str | None:
         async for snap in get_monitor().watch():
             output.emit(snap)
@@ -75,6 +78,9 @@ class FirewallConsumer(JobConsumer):
     def is_heavy(self, params: dict[str, Any]) -> bool:
         return params["action"] == "load"  # 2,000 queries over 20 connections
 
+    def is_passive(self, params: dict[str, Any]) -> bool:
+        return params["action"] == "watch"  # the live counters: the page, not the visitor
+
     async def run_job(self, params: dict[str, Any], output: JobOutput) -> str | None:
         action = params["action"]
         if action == "watch":
@@ -126,12 +132,15 @@ class SchedulerConsumer(JobConsumer):
     (``workers``, ``count``, ``kind``, ``pattern``; see ``demos.scheduler.check_params``).
 
     Items: ``{"kind": "start", ...}``, then ``{"kind": "sample", ...}`` about ten a second
-    (per-worker queues and counters, steals, throughput, the latency histogram so far),
+    (per-worker queues and counters, steals, throughput, the run's queueing-delay histogram
+    so far), ``{"kind": "phase", "phase": "idle"}`` and ``{"kind": "idle", ...}`` (submit-to-
+    start with the pool idle, measured on the same workers after the run),
     ``{"kind": "phase", "phase": "compare"}`` and ``{"kind": "summary", ...}`` with the
     ThreadPoolExecutor comparison. One run per server process at a time.
     """
 
-    # The run is cancelled at MAX_RUN_SECONDS; the margin covers the comparison and clean-up.
+    # The run is cancelled at MAX_RUN_SECONDS; the margin covers the idle-pool probe
+    # (IDLE_PROBE_SECONDS), the comparison and clean-up.
     limits = JobLimits(max_runtime=scheduler.MAX_RUN_SECONDS + 45, max_items=1_000)
 
     def validate(self, params: dict[str, Any]) -> scheduler.RunParams:

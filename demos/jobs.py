@@ -9,9 +9,14 @@ owns everything a public demo must get right:
 * output is buffered and flushed at most every ``flush_interval`` (20 messages/s by
   default) as one numbered message, because channel layers drop messages past their
   capacity and browsers choke on thousands of tiny frames;
-* a job is capped in run time and in output; a visitor runs a few jobs at once at most;
-* incoming messages are rate-limited; malformed or unknown messages get an ``error``
-  message and the socket stays open.
+* a job is capped in run time and in output;
+* a page's passive watches (the stack status, live counters) never count against what the
+  visitor may run: interactive jobs are capped per connection and per visitor address, and
+  sockets per visitor address, so a person with five tabs never meets a cap while a script
+  with fifty sockets does (see :class:`JobConsumer`);
+* incoming messages are rate-limited; every frame is read once, checked for size and JSON
+  nesting before it is parsed, and every field's type is checked: anything malformed gets an
+  ``error`` message and the socket stays open.
 
 The protocol, client to server::
 
@@ -23,7 +28,10 @@ server to client::
     {"type": "output", "job": 1, "seq": 0, "items": [...]}
     {"type": "done", "job": 1, "status": "finished|stopped|timeout|limit|failed", "message": "..."}
     {"type": "error", "code": "bad_json|bad_message|unknown_type|bad_params|rate_limited|
-                               too_many_jobs|no_such_job|too_large", "message": "..."}
+                               too_many_jobs|too_many_runs|too_many_connections|no_such_job|
+                               too_large", "message": "..."}
+
+A connection refused for ``too_many_connections`` is closed after its error with code 4429.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import asyncio
 import itertools
 import json
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -85,6 +94,89 @@ class TokenBucket:
         return self.tokens + (self.clock() - self.stamp) * self.rate >= self.burst
 
 
+class MessageError(ValueError):
+    """A frame the protocol cannot take; ``code`` is the error code the visitor is sent."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# What can open or close a nesting level, or change whether a bracket counts: quotes and
+# backslashes. Only these characters are visited, so the scan is linear in the frame.
+_STRUCTURE = re.compile(r'["\\\[\]{}]')
+
+
+def json_nesting(text: str) -> int:
+    """How deeply arrays and objects nest in ``text`` (brackets inside strings do not count),
+    read without parsing: ``json.loads`` recurses, and a frame of a thousand ``[`` would
+    raise RecursionError deep inside it."""
+    depth = deepest = 0
+    in_string = False
+    skip_at = -1  # the position of a character escaped by a backslash
+    for match in _STRUCTURE.finditer(text):
+        at = match.start()
+        if at == skip_at:
+            continue
+        char = match.group()
+        if in_string:
+            if char == "\\":
+                skip_at = at + 1
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_message(text: str | None, max_bytes: int, max_depth: int) -> dict[str, Any]:
+    """One client frame as a protocol message, or MessageError: the size and nesting are
+    checked before the JSON is parsed, then the envelope's fields and their types. What a
+    handler reads from a message has been checked here."""
+    if text is None:
+        raise MessageError("bad_message", "binary frames are not understood; send JSON text")
+    if len(text) > max_bytes:
+        raise MessageError("too_large", f"messages are limited to {max_bytes:,} bytes")
+    if json_nesting(text) > max_depth:
+        raise MessageError("bad_json", f"the message nests deeper than {max_depth} levels")
+    try:
+        # NaN and Infinity are Python's extensions, not JSON.
+        message = json.loads(text, parse_constant=_refuse_constant)
+    except ValueError:  # includes integers too long to convert
+        raise MessageError("bad_json", "the message is not valid JSON") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise MessageError("bad_message", 'expected a JSON object with a "type"')
+    kind = message["type"]
+    fields = _MESSAGE_FIELDS.get(kind)
+    if fields is None:
+        raise MessageError("unknown_type", f"unknown message type {kind[:40]!r}")
+    extra = sorted(set(message) - fields - {"type"})
+    if extra:
+        shown = ", ".join(repr(name[:40]) for name in extra[:5])
+        raise MessageError("bad_message", f'"{kind}" takes no {shown}')
+    if kind == "start":
+        params = message.setdefault("params", {})
+        if not isinstance(params, dict):
+            raise MessageError("bad_params", '"params" must be a JSON object')
+    elif kind == "stop":
+        job = message.get("job")
+        if job is not None and (not isinstance(job, int) or isinstance(job, bool)):
+            raise MessageError("bad_message", '"job" must be the number of a running job')
+    return message
+
+
+_MESSAGE_FIELDS: dict[str, set[str]] = {"start": {"params"}, "stop": {"job"}}
+
+
 class JobOutput:
     """A job's output channel: ``emit`` buffers, a background loop sends numbered batches."""
 
@@ -128,18 +220,36 @@ class JobOutput:
 class Job:
     id: int
     task: asyncio.Task
+    passive: bool  # a watch: not counted against the visitor's interactive jobs
     stop_requested: bool = False
 
 
 class JobConsumer(AsyncJsonWebsocketConsumer):
     """Base class of every demo consumer. Subclasses implement :meth:`run_job`, and
-    :meth:`validate` when they take parameters."""
+    :meth:`validate` when they take parameters.
+
+    What one visitor (client address) may hold, in this process, and why it is counted so:
+
+    * passive jobs (:meth:`is_passive`: a page watching the stack or the proxy's counters)
+      are free of the job caps, at most ``DEMO_MAX_WATCHES_PER_CONNECTION`` per socket: every
+      open page has one, and a visitor with several tabs must not be locked out by them;
+    * interactive jobs (a statement, a load test, a run): ``DEMO_MAX_JOBS_PER_CONNECTION``
+      per socket, which one page never needs more than, and ``DEMO_MAX_JOBS_PER_VISITOR``
+      across sockets, generous enough for several people behind one office address;
+    * sockets: ``DEMO_MAX_SOCKETS_PER_VISITOR``; a page holds one or two, so a person with a
+      dozen tabs fits and a script opening fifty is refused past the cap.
+    """
 
     limits: ClassVar[JobLimits] = JobLimits()
     max_message_bytes: ClassVar[int] = 64 * 1024
+    # The protocol's messages nest two levels ({"params": {...}}); parameters add a few.
+    max_message_depth: ClassVar[int] = 8
+    # A refused socket is closed with this code (4000-4999 are the application's).
+    close_too_many_connections: ClassVar[int] = 4429
 
-    # Jobs running per visitor (client address) across this process's connections.
+    # Interactive jobs and open sockets per visitor across this process's connections.
     _jobs_per_visitor: ClassVar[Counter[str]] = Counter()
+    _sockets_per_visitor: ClassVar[Counter[str]] = Counter()
     # Heavy jobs (a load test, a scheduler run) keep the server's cores busy for seconds: a
     # visitor starts a few in a row, then DEMO_HEAVY_RUNS_PER_MINUTE, whatever the
     # connection (one bucket per visitor and consumer class, in this process).
@@ -162,6 +272,11 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         """Whether this (validated) job counts against the visitor's heavy-run budget."""
         return False
 
+    def is_passive(self, params: Any) -> bool:
+        """Whether this (validated) job only watches (a page's live status or counters), so
+        it does not count against the visitor's interactive jobs."""
+        return False
+
     # -- connection life -------------------------------------------------------------------
 
     async def connect(self) -> None:
@@ -174,10 +289,27 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         self._rate_warned_at = 0.0
         client = self.scope.get("client") or ("unknown", 0)
         self.visitor = str(client[0])
+        self._counted = False
         await self.accept()
+        cap = settings.DEMO_MAX_SOCKETS_PER_VISITOR
+        if self._sockets_per_visitor[self.visitor] >= cap:
+            # Accepted first so that the page can be told why, in words, before the close.
+            logger.warning("event=socket_refused visitor=%s cap=%d", self.visitor, cap)
+            await self.error(
+                "too_many_connections",
+                f"{cap} demo connections are already open from your address: close some "
+                "tabs with live demos, then reload this page",
+            )
+            await self.close(code=self.close_too_many_connections)
+            return
+        self._sockets_per_visitor[self.visitor] += 1
+        self._counted = True
 
     async def disconnect(self, code: int) -> None:
         self._closed = True
+        if getattr(self, "_counted", False):
+            self._counted = False
+            _release(self._sockets_per_visitor, self.visitor)
         jobs = [job.task for job in self.jobs.values()]
         for task in jobs:
             task.cancel()
@@ -203,41 +335,58 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
                 self._rate_warned_at = now
                 await self.error("rate_limited", "too many messages; slow down")
             return
-        if text_data is None:
-            await self.error("bad_message", "binary frames are not understood; send JSON text")
-            return
-        if len(text_data) > self.max_message_bytes:
-            await self.error("too_large", f"messages are limited to {self.max_message_bytes} bytes")
-            return
         try:
-            message = json.loads(text_data)
-        except ValueError:
-            await self.error("bad_json", "the message is not valid JSON")
+            message = parse_message(text_data, self.max_message_bytes, self.max_message_depth)
+        except MessageError as exc:
+            await self.error(exc.code, str(exc))
             return
-        if not isinstance(message, dict) or not isinstance(message.get("type"), str):
-            await self.error("bad_message", 'expected a JSON object with a "type"')
-            return
-        handler = {"start": self.on_start, "stop": self.on_stop}.get(message["type"])
-        if handler is None:
-            await self.error("unknown_type", f"unknown message type {message['type'][:40]!r}")
-            return
-        await handler(message)
+        if message["type"] == "start":
+            await self.on_start(message)
+        else:
+            await self.on_stop(message)
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        # The last line of defence for the promise that bad input never closes the socket:
+        # whatever a frame makes go wrong is one warning line and an error message, not a
+        # traceback and a 1011 close. What the checks above know is answered before this.
+        try:
+            await super().websocket_receive(message)
+        except Exception as exc:
+            logger.warning(
+                "event=message_failed consumer=%s visitor=%s error=%s",
+                type(self).__name__, self.visitor, type(exc).__name__,
+            )  # fmt: skip
+            await self.error("bad_message", "the server could not handle that message")
+
+    def _refusal(self, passive: bool) -> str | None:
+        """Why a new job may not start now, in the visitor's words, or None."""
+        here = [job for job in self.jobs.values() if job.passive == passive]
+        if passive:
+            cap = settings.DEMO_MAX_WATCHES_PER_CONNECTION
+            if len(here) >= cap:
+                return f"this page already watches {cap} live feeds; stop one first"
+            return None
+        cap = settings.DEMO_MAX_JOBS_PER_CONNECTION
+        if len(here) >= cap:
+            return f"this page is already running {cap} things at once; wait for one to finish"
+        cap = settings.DEMO_MAX_JOBS_PER_VISITOR
+        if self._jobs_per_visitor[self.visitor] >= cap:
+            return (
+                f"your address already runs {cap} demos at once in other tabs or windows; "
+                "wait for one to finish, or close a tab, and try again"
+            )
+        return None
 
     async def on_start(self, message: dict[str, Any]) -> None:
-        params = message.get("params", {})
-        if not isinstance(params, dict):
-            await self.error("bad_params", '"params" must be a JSON object')
-            return
-        if self._jobs_per_visitor[self.visitor] >= settings.DEMO_MAX_JOBS_PER_VISITOR:
-            await self.error(
-                "too_many_jobs",
-                f"at most {settings.DEMO_MAX_JOBS_PER_VISITOR} jobs at once; stop one first",
-            )
-            return
         try:
-            checked = self.validate(params)
+            checked = self.validate(message["params"])
         except JobInputError as exc:
             await self.error("bad_params", str(exc))
+            return
+        passive = self.is_passive(checked)
+        refusal = self._refusal(passive)
+        if refusal is not None:
+            await self.error("too_many_jobs", refusal)
             return
         if self.is_heavy(checked) and not self._heavy_bucket().take():
             per_minute = settings.DEMO_HEAVY_RUNS_PER_MINUTE
@@ -247,9 +396,11 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
             )
             return
         job_id = next(self._job_ids)
-        self._jobs_per_visitor[self.visitor] += 1
+        if not passive:
+            self._jobs_per_visitor[self.visitor] += 1
         await self.send_json({"type": "started", "job": job_id})
-        self.jobs[job_id] = Job(job_id, asyncio.create_task(self._run(job_id, checked)))
+        task = asyncio.create_task(self._run(job_id, checked, passive))
+        self.jobs[job_id] = Job(job_id, task, passive)
 
     def _heavy_bucket(self) -> TokenBucket:
         buckets = self._heavy_buckets
@@ -267,7 +418,8 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         job_id = message.get("job")
         targets = list(self.jobs.values()) if job_id is None else [self.jobs.get(job_id)]
         if not targets or targets[0] is None:
-            await self.error("no_such_job", f"no running job {job_id!r}")
+            shown = job_id if job_id is None or abs(job_id) < 10**9 else "with that number"
+            await self.error("no_such_job", f"no running job {shown}")
             return
         for job in targets:
             job.stop_requested = True
@@ -275,7 +427,7 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
 
     # -- running a job ---------------------------------------------------------------------
 
-    async def _run(self, job_id: int, params: Any) -> None:
+    async def _run(self, job_id: int, params: Any, passive: bool) -> None:
         output = JobOutput(self, job_id, self.limits)
         pump = asyncio.create_task(output.pump())
         status, message = "finished", ""
@@ -299,9 +451,8 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
         finally:
             pump.cancel()
             await asyncio.gather(pump, return_exceptions=True)
-            self._jobs_per_visitor[self.visitor] -= 1
-            if self._jobs_per_visitor[self.visitor] <= 0:
-                del self._jobs_per_visitor[self.visitor]
+            if not passive:
+                _release(self._jobs_per_visitor, self.visitor)
             self.jobs.pop(job_id, None)
             logger.info(
                 "event=job_end consumer=%s job=%s status=%s items=%d seconds=%.3f",
@@ -309,3 +460,10 @@ class JobConsumer(AsyncJsonWebsocketConsumer):
             )  # fmt: skip
         await output.flush()
         await self.send_json({"type": "done", "job": job_id, "status": status, "message": message})
+
+
+def _release(counter: Counter[str], visitor: str) -> None:
+    """One fewer for ``visitor``; a visitor with none is forgotten."""
+    counter[visitor] -= 1
+    if counter[visitor] <= 0:
+        del counter[visitor]

@@ -93,6 +93,22 @@ async def test_disconnect_mid_job_cancels_it():
         ('{"type": "stop", "job": 999}', "no_such_job"),
         (b"\x00\x01binary", "bad_message"),
         ("x" * (64 * 1024 + 1), "too_large"),
+        # Nesting is bounded before parsing: json.loads would recurse a thousand levels.
+        ("[" * 1000 + "]" * 1000, "bad_json"),
+        ('{"type": "start", "params": {"a": ' + "[" * 1000 + "]" * 1000 + "}}", "bad_json"),
+        ('{"type": "start", "params": {"a": "' + "[" * 1000 + '"}}', "bad_params"),
+        ('{"type": "stop", "job": [1]}', "bad_message"),
+        ('{"type": "stop", "job": {"a": 1}}', "bad_message"),
+        ('{"type": "stop", "job": "1"}', "bad_message"),
+        ('{"type": "stop", "job": true}', "bad_message"),
+        ('{"type": "stop", "job": 1e308}', "bad_message"),
+        ('{"type": "stop", "job": 12345678901234567890}', "no_such_job"),
+        ('{"type": "stop", "job": NaN}', "bad_json"),
+        ('{"type": "stop", "job": ' + "9" * 5000 + "}", "bad_json"),
+        ('{"type": "start", "params": {}, "extra": 1}', "bad_message"),
+        ('{"type": ["start"]}', "bad_message"),
+        ('{"type": "\ud800"}', "unknown_type"),
+        ("\ud800", "bad_json"),
     ],
 )
 async def test_junk_gets_an_error_and_the_socket_stays_usable(frame, code):
@@ -128,20 +144,87 @@ async def test_flood_is_rate_limited_then_recovers():
     await communicator.disconnect()
 
 
-async def test_jobs_per_visitor_are_capped(settings):
+async def test_watches_of_many_open_tabs_do_not_count_against_the_visitors_jobs(settings):
     settings.DEMO_MAX_JOBS_PER_VISITOR = 2
-    first, second = await connect(), await connect()
+    # Five tabs, each with the footer's status watch.
+    tabs = [await connect() for _ in range(5)]
+    for tab in tabs:
+        await tab.send_json_to({"type": "start"})
+        await receive_until(tab, "started")
+    assert not JobConsumer._jobs_per_visitor
+    # The visitor's interactive jobs still all start.
+    demo = await connect(SlowConsumer.as_asgi(), "/", headers=[])
+    for _ in range(2):
+        await demo.send_json_to({"type": "start", "params": {}})
+        await receive_until(demo, "started")
+    for communicator in [*tabs, demo]:
+        await communicator.disconnect()
+
+
+async def test_watches_are_capped_per_connection(settings):
+    settings.DEMO_MAX_WATCHES_PER_CONNECTION = 2
+    tab = await connect()
+    for _ in range(2):
+        await tab.send_json_to({"type": "start"})
+        await receive_until(tab, "started")
+    await tab.send_json_to({"type": "start"})
+    error, _ = await receive_until(tab, "error")
+    assert error["code"] == "too_many_jobs"
+    assert "this page" in error["message"]
+    await tab.disconnect()
+
+
+class SlowConsumer(JobConsumer):
+    """An interactive job that runs until stopped."""
+
+    async def run_job(self, params, output: JobOutput):
+        await asyncio.sleep(30)
+
+
+async def test_interactive_jobs_are_capped_per_connection_and_per_visitor(settings):
+    settings.DEMO_MAX_JOBS_PER_CONNECTION = 2
+    settings.DEMO_MAX_JOBS_PER_VISITOR = 3
+    first = await connect(SlowConsumer.as_asgi(), "/", headers=[])
+    second = await connect(SlowConsumer.as_asgi(), "/", headers=[])
     for _ in range(2):
         await first.send_json_to({"type": "start"})
         await receive_until(first, "started")
+    await first.send_json_to({"type": "start"})
+    error, _ = await receive_until(first, "error")
+    assert error["code"] == "too_many_jobs"
+    assert "this page" in error["message"]
+
+    await second.send_json_to({"type": "start"})
+    await receive_until(second, "started")
     await second.send_json_to({"type": "start"})
     error, _ = await receive_until(second, "error")
     assert error["code"] == "too_many_jobs"
+    assert "other tabs" in error["message"]  # says where the visitor's jobs are
     await first.disconnect()
     # The slots are the visitor's, not the connection's: freed, the other socket may start.
     await second.send_json_to({"type": "start"})
     await receive_until(second, "started")
     await second.disconnect()
+    assert not JobConsumer._jobs_per_visitor
+
+
+async def test_sockets_per_visitor_are_capped_and_the_refusal_says_why(settings):
+    settings.DEMO_MAX_SOCKETS_PER_VISITOR = 3
+    open_ = [await connect() for _ in range(3)]
+    refused = await connect()
+    error = await refused.receive_json_from(timeout=5)
+    assert error["code"] == "too_many_connections"
+    assert "close some tabs" in error["message"]
+    closed = await refused.receive_output(timeout=5)
+    assert closed == {"type": "websocket.close", "code": JobConsumer.close_too_many_connections}
+    await open_[0].disconnect()
+    # One tab closed: a new page connects.
+    again = await connect()
+    await again.send_json_to({"type": "start"})
+    await receive_until(again, "started")
+    for communicator in [*open_[1:], again]:
+        await communicator.disconnect()
+    assert not JobConsumer._sockets_per_visitor
 
 
 class CountingConsumer(JobConsumer):
