@@ -12,6 +12,7 @@ is there to stop.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import json
 import logging
@@ -41,8 +42,11 @@ STATS_TIMEOUT = 1.0  # seconds for GET /stats.json
 LOAD_QUERIES = 2_000  # the owner's test: 2,000 queries over 20 connections
 LOAD_CONNECTIONS = 20
 LOAD_PROGRESS_INTERVAL = 0.1  # seconds between progress callbacks
+LOAD_QUEUE_WAIT = 45.0  # seconds a load test waits for the one running before giving up
 WARM_UP_WAIT = 2.0  # seconds the warm-up holds a server connection waiting for the others
 LOAD_QUERY = "SELECT id, name, email, city FROM customers WHERE id = %s"
+LOAD_TARGETS = ("direct", "firewall")  # measured in this order, the same way
+SANDBOX_RECHECK = 30.0  # seconds a process trusts that the sample tables exist
 
 _BLOCKED = re.compile(r'^firewall: blocked by rule "(?P<rule>[a-z_]+)"')
 
@@ -52,7 +56,7 @@ class FirewallUnavailable(RuntimeError):
 
 
 class LoadTestBusy(RuntimeError):
-    """Another load test is running in this process; one at a time."""
+    """Load tests kept the slot for longer than a visitor is asked to wait."""
 
 
 # -- the sample schema ---------------------------------------------------------------------
@@ -135,15 +139,39 @@ _RELKINDS = ("r", "v", "m", "S", "f", "p", "c")
 _RESET_LOCK = 0x6677_0001  # pg_advisory_xact_lock key: one reset at a time
 
 
-async def reset_sandbox() -> dict[str, Any]:
+_SAMPLE_PRESENT = (
+    "SELECT to_regclass('app.customers') IS NOT NULL AND to_regclass('app.orders') IS NOT NULL"
+)
+_sandbox_seen_at = -math.inf  # when this process last saw the sample tables
+
+
+async def ensure_sandbox(recheck: bool = False) -> dict[str, Any] | None:
+    """Create the sample schema when a table of it is missing (a fresh instance, a restored
+    one), so that the console's suggested query and the load test work before anyone has
+    pressed Reset. Returns the reset's summary when it created them, None when they were
+    there. Checked at most every ``SANDBOX_RECHECK`` seconds per process: cheap enough to
+    call before every statement; ``recheck`` looks now whatever the last look said."""
+    global _sandbox_seen_at
+    if not recheck and time.monotonic() - _sandbox_seen_at < SANDBOX_RECHECK:
+        return None
+    summary = await reset_sandbox(only_if_missing=True)
+    _sandbox_seen_at = time.monotonic()
+    return summary
+
+
+async def reset_sandbox(only_if_missing: bool = False) -> dict[str, Any] | None:
     """Restore the sample schema: everything in ``app`` dropped, the tables made and filled
-    again, in one transaction, connected directly (the firewall would block the DROPs)."""
+    again, in one transaction, connected directly (the firewall would block the DROPs).
+    With ``only_if_missing``, do nothing (and return None) when both tables exist: decided
+    under the reset's lock, so concurrent callers create them once."""
     started = time.perf_counter()
     async with (
         await psycopg.AsyncConnection.connect(demo_dsn(), connect_timeout=CONNECT_TIMEOUT) as conn,
         conn.transaction(),
     ):
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_RESET_LOCK])
+        if only_if_missing and (await (await conn.execute(_SAMPLE_PRESENT)).fetchone())[0]:
+            return None
         await conn.execute("SET LOCAL lock_timeout = '3s'")
         relations = await (
             await conn.execute(
@@ -189,7 +217,9 @@ async def reset_sandbox() -> dict[str, Any]:
             )
     ms = round((time.perf_counter() - started) * 1000, 1)
     dropped = len(relations) + len(types)
-    logger.info("event=sandbox_reset dropped=%d ms=%.1f", dropped, ms)
+    logger.info(
+        "event=sandbox_reset dropped=%d ms=%.1f only_if_missing=%s", dropped, ms, only_if_missing
+    )
     return {
         "tables": {"customers": len(CUSTOMERS), "orders": len(_orders())},
         "dropped": dropped,
@@ -302,14 +332,28 @@ async def _connect_through_firewall(**kwargs: Any) -> psycopg.AsyncConnection:
 
 
 async def run_statement(text: str) -> dict[str, Any]:
-    """Run one console input (one or several statements) through the firewall.
+    """Run one console input (one or several statements) through the firewall, once the
+    sample tables are known to exist (:func:`ensure_sandbox`). Should it fail for a missing
+    table because the sample tables went missing since this process last looked (a fresh
+    instance), they are made again and the input runs once more, as the visitor meant it:
+    an error rolls the whole (implicit) transaction of the input back, so nothing ran twice.
+    """
+    text = check_sql(text)
+    await ensure_sandbox()
+    result = await _run_once(text)
+    if result.get("sqlstate") == "42P01" and await ensure_sandbox(recheck=True) is not None:
+        result = await _run_once(text)
+    return result
+
+
+async def _run_once(text: str) -> dict[str, Any]:
+    """One console input through the firewall.
 
     Sent as one simple-protocol Query, as psql sends it, so the guard sees exactly what was
     typed. Rows are read one at a time (libpq's single-row mode): the first ``MAX_ROWS`` are
     kept, and a statement that goes on past ``MAX_SCAN_ROWS`` is cancelled. Returns the last
     result that had columns (a SELECT's, even with no rows), or the first error.
     """
-    text = check_sql(text)
     started = time.perf_counter()
     conn = await _connect_through_firewall(autocommit=True)
     pgconn = conn.pgconn
@@ -429,25 +473,47 @@ def _percentile(ordered: list[float], fraction: float) -> float:
 _BOUNDS_MS = [float(f"{0.05 * 1.25**k:.3g}") for k in range(52)]
 
 
-def latency_histogram(latencies_ms: list[float]) -> list[list[float]]:
-    """``[[upper_bound_ms, count], ...]`` over log-spaced buckets, from the first non-empty
-    bucket to the last (the final bound is +Inf's stand-in: the maximum)."""
+def _bucket_counts(latencies_ms: list[float]) -> list[int]:
+    """How many latencies fall in each bucket (the last one: past every bound)."""
     counts = [0] * (len(_BOUNDS_MS) + 1)
     for value in latencies_ms:
-        lo, hi = 0, len(_BOUNDS_MS)
-        while lo < hi:  # first bound >= value
-            mid = (lo + hi) // 2
-            if _BOUNDS_MS[mid] < value:
-                lo = mid + 1
-            else:
-                hi = mid
-        counts[lo] += 1
-    used = [i for i, c in enumerate(counts) if c]
+        counts[bisect.bisect_left(_BOUNDS_MS, value)] += 1
+    return counts
+
+
+def latency_histogram(
+    latencies_ms: list[float], also: list[float] | None = None
+) -> list[list[float]]:
+    """``[[upper_bound_ms, count], ...]`` over log-spaced buckets, from the first non-empty
+    bucket to the last (the final bound is +Inf's stand-in: the maximum). With ``also``,
+    another series, the range spans the buckets either uses, so that the two histograms
+    line up bar for bar."""
+    counts = _bucket_counts(latencies_ms)
+    everything = [*latencies_ms, *(also or [])]
+    used = [i for i, c in enumerate(_bucket_counts(everything)) if c]
     if not used:
         return []
-    top = max(latencies_ms)
-    bounds = [*_BOUNDS_MS, top]
+    bounds = [*_BOUNDS_MS, max(everything)]
     return [[round(bounds[i], 3), counts[i]] for i in range(used[0], used[-1] + 1)]
+
+
+def latency_summary(
+    latencies_ms: list[float], seconds: float, also: list[float] | None = None
+) -> dict[str, Any]:
+    """One target's figures: the run's wall time and rate, and per-query percentiles; its
+    histogram spans ``also``'s buckets too (see :func:`latency_histogram`)."""
+    ordered = sorted(latencies_ms)
+    return {
+        "queries": len(ordered),
+        "seconds": round(seconds, 3),
+        "qps": round(len(ordered) / seconds, 1) if seconds > 0 else 0.0,
+        "p50_ms": round(_percentile(ordered, 0.50), 3),
+        "p95_ms": round(_percentile(ordered, 0.95), 3),
+        "p99_ms": round(_percentile(ordered, 0.99), 3),
+        "max_ms": round(ordered[-1], 3),
+        "mean_ms": round(sum(ordered) / len(ordered), 3),
+        "histogram": latency_histogram(ordered, also),
+    }
 
 
 async def _warm_up(conns: list[psycopg.AsyncConnection], key: int) -> None:
@@ -473,42 +539,50 @@ async def _warm_up(conns: list[psycopg.AsyncConnection], key: int) -> None:
     await asyncio.gather(*(warm(conn) for conn in conns))
 
 
-async def load_test(
-    queries: int = LOAD_QUERIES,
-    connections: int = LOAD_CONNECTIONS,
-    progress: Callable[[dict[str, Any]], None] | None = None,
-) -> dict[str, Any]:
-    """Replay the owner's test: ``queries`` one-row primary-key SELECTs spread over
-    ``connections`` concurrent connections through the firewall, each timed client-side,
-    after one untimed warm-up query per connection (see :func:`_warm_up`).
+async def _connect_direct(**kwargs: Any) -> psycopg.AsyncConnection:
+    return await psycopg.AsyncConnection.connect(
+        demo_dsn(), connect_timeout=CONNECT_TIMEOUT, **kwargs
+    )
 
-    ``progress`` is called about ten times a second with ``{"done", "total", "seconds",
-    "qps"}``. Raises LoadTestBusy when another load test runs in this process.
-    """
+
+async def _claim_load_slot(waiting: Callable[[], None]) -> None:
+    """Take the process's load-test slot, waiting (up to ``LOAD_QUEUE_WAIT``) for a load
+    test already running, whoever started it: a few seconds in line beat a refusal."""
     global _load_running
-    if queries < 1 or connections < 1:
-        raise ValueError("a load test needs at least one query and one connection")
-    if _load_running:
-        raise LoadTestBusy("another visitor's load test is running; try again in a few seconds")
+    deadline = time.monotonic() + LOAD_QUEUE_WAIT
+    told = False
+    while _load_running:
+        if time.monotonic() > deadline:
+            raise LoadTestBusy(
+                "other load tests kept the server busy for a while; try again in a minute"
+            )
+        if not told:
+            waiting()
+            told = True
+        await asyncio.sleep(0.1)
     _load_running = True
+
+
+async def _run_target(
+    target: str,
+    queries: int,
+    connections: int,
+    ids: list[int],
+    report: Callable[[str, int, float], None],
+) -> tuple[list[float], float, int]:
+    """``queries`` timed queries over ``connections`` logins to ``target`` after the warm-up;
+    returns (latencies in ms, wall seconds, connections used)."""
+    connect = _connect_direct if target == "direct" else _connect_through_firewall
     conns: list[psycopg.AsyncConnection] = []
     try:
-        logins = [
-            _connect_through_firewall(autocommit=True) for _ in range(min(connections, queries))
-        ]
-        opened = await asyncio.gather(*logins, return_exceptions=True)
+        opened = await asyncio.gather(
+            *(connect(autocommit=True) for _ in range(min(connections, queries))),
+            return_exceptions=True,
+        )
         conns = [c for c in opened if isinstance(c, psycopg.AsyncConnection)]
         failures = [c for c in opened if isinstance(c, BaseException)]
         if failures:
             raise failures[0]
-        try:
-            cur = await conns[0].execute("SELECT id FROM customers ORDER BY id LIMIT 1000")
-        except psycopg.errors.UndefinedTable as exc:
-            raise ValueError("the sample tables are missing: press Reset first") from exc
-        ids = [row[0] for row in await cur.fetchall()]
-        if not ids:
-            raise ValueError("the customers table is empty: press Reset first")
-
         await _warm_up(conns, ids[0])
 
         latencies: list[float] = []
@@ -524,23 +598,10 @@ async def load_test(
                 await conn.execute(LOAD_QUERY, [ids[n % len(ids)]])
                 latencies.append((time.perf_counter() - t0) * 1000)
 
-        def report() -> None:
-            if progress is not None:
-                seconds = time.perf_counter() - started
-                done = len(latencies)
-                progress(
-                    {
-                        "done": done,
-                        "total": queries,
-                        "seconds": round(seconds, 3),
-                        "qps": round(done / seconds) if seconds > 0 else 0,
-                    }
-                )
-
         async def reporter() -> None:
             while True:
                 await asyncio.sleep(LOAD_PROGRESS_INTERVAL)
-                report()
+                report(target, len(latencies), time.perf_counter() - started)
 
         ticker = asyncio.create_task(reporter())
         try:
@@ -549,25 +610,78 @@ async def load_test(
             ticker.cancel()
             await asyncio.gather(ticker, return_exceptions=True)
         seconds = time.perf_counter() - started
-        report()
+        report(target, len(latencies), seconds)
+        return latencies, seconds, len(conns)
     finally:
-        _load_running = False
         await asyncio.gather(*(conn.close() for conn in conns), return_exceptions=True)
 
-    ordered = sorted(latencies)
+
+async def load_test(
+    queries: int = LOAD_QUERIES,
+    connections: int = LOAD_CONNECTIONS,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Replay the owner's test: ``queries`` one-row primary-key SELECTs spread over
+    ``connections`` concurrent connections, first straight to PostgreSQL, then through the
+    firewall, each timed client-side after one untimed warm-up query per connection (see
+    :func:`_warm_up`). The difference between the two is what the proxy costs.
+
+    ``progress`` is called about ten times a second with ``{"target", "done", "total",
+    "seconds", "qps"}`` (``done`` and ``total`` count both runs), and once with
+    ``{"queued": true}`` when the test waits for another load test to finish. Returns the
+    firewall's figures at the top level, the direct run's under ``"direct"`` and the
+    per-query difference under ``"added_ms"``.
+    """
+    global _load_running
+    if queries < 1 or connections < 1:
+        raise ValueError("a load test needs at least one query and one connection")
+
+    def tell(item: dict[str, Any]) -> None:
+        if progress is not None:
+            progress(item)
+
+    def report(target: str, done: int, seconds: float) -> None:
+        offset = LOAD_TARGETS.index(target) * queries
+        tell(
+            {
+                "target": target,
+                "done": offset + done,
+                "total": len(LOAD_TARGETS) * queries,
+                "seconds": round(seconds, 3),
+                "qps": round(done / seconds) if seconds > 0 else 0,
+            }
+        )
+
+    await _claim_load_slot(lambda: tell({"queued": True}))
+    try:
+        await ensure_sandbox()
+        async with await _connect_direct() as conn:
+            try:
+                cur = await conn.execute("SELECT id FROM customers ORDER BY id LIMIT 1000")
+            except psycopg.errors.UndefinedTable as exc:
+                raise ValueError("the sample tables are missing: press Reset") from exc
+            ids = [row[0] for row in await cur.fetchall()]
+        if not ids:
+            raise ValueError("the customers table is empty: press Reset to refill it")
+        runs = {}
+        for target in LOAD_TARGETS:
+            runs[target] = await _run_target(target, queries, connections, ids, report)
+    finally:
+        _load_running = False
+
+    (direct_ms, direct_s, _), (through_ms, through_s, used) = runs["direct"], runs["firewall"]
+    direct = latency_summary(direct_ms, direct_s, also=through_ms)
+    through = latency_summary(through_ms, through_s, also=direct_ms)
     return {
-        "queries": len(ordered),
-        "connections": len(conns),
-        "seconds": round(seconds, 3),
-        "qps": round(len(ordered) / seconds, 1),
-        "p50_ms": round(_percentile(ordered, 0.50), 3),
-        "p95_ms": round(_percentile(ordered, 0.95), 3),
-        "p99_ms": round(_percentile(ordered, 0.99), 3),
-        "max_ms": round(ordered[-1], 3),
-        "mean_ms": round(sum(ordered) / len(ordered), 3),
-        "histogram": latency_histogram(ordered),
+        **through,
+        "connections": used,
+        "direct": direct,
+        "added_ms": {
+            key: round(through[f"{key}_ms"] - direct[f"{key}_ms"], 3)
+            for key in ("p50", "p95", "p99", "mean")
+        },
         "query": LOAD_QUERY.replace("%s", "$1"),
-        "warmup": len(conns),
+        "warmup": used,
     }
 
 

@@ -5,8 +5,10 @@
 //   watch  -> {"kind": "stats", "at", "stats": <the proxy's /stats.json> | null} each second
 //   query  -> {"kind": "result", "sql", "ok", ...}  (rows, or the verdict / PostgreSQL error)
 //   reset  -> {"kind": "reset", "tables", "dropped", "ms"}
-//   load   -> {"kind": "progress", "done", "total", "seconds", "qps"} ..., then
-//             {"kind": "load", "p50_ms", "p95_ms", "p99_ms", "histogram": [[bound_ms, n]...]}
+//   load   -> {"kind": "progress", "queued": true} if another load test runs first, then
+//             {"kind": "progress", "target": "direct"|"firewall", "done", "total", "seconds", "qps"} ...,
+//             {"kind": "load", "seconds", "p50_ms", ..., "histogram": [[bound_ms, n]...],
+//              "direct": {the same figures, straight to PostgreSQL}, "added_ms": {"p50", ...}}
 
 import { DemoSocket } from "./demo-socket.js";
 import { el, formatCount, svg } from "./dom.js";
@@ -14,6 +16,7 @@ import { el, formatCount, svg } from "./dom.js";
 const root = document.querySelector("[data-fw]");
 const RESTART_ON = new Set(["timeout", "limit"]); // the watch hit its cap: watch again
 const MAX_HISTORY = 8; // results kept on the page, newest first
+const REDUCED_MOTION = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 // -- small helpers ------------------------------------------------------------------------
 
@@ -30,6 +33,25 @@ function formatBound(us) {
   if (typeof us !== "number" || !Number.isFinite(us)) return "—";
   if (us >= 1000) return `≤ ${us / 1000 >= 10 ? Math.round(us / 1000) : (us / 1000).toFixed(1)} ms`;
   return `≤ ${us} µs`;
+}
+
+function formatSeconds(s) {
+  if (typeof s !== "number" || !Number.isFinite(s)) return "—";
+  return s >= 10 ? `${s.toFixed(1)} s` : `${s.toFixed(2)} s`;
+}
+
+function formatDelta(value, format) {
+  if (typeof value !== "number" || !Number.isFinite(value)) return "—";
+  return `${value < 0 ? "−" : "+"}${format(Math.abs(value))}`;
+}
+
+/** Scroll so that ``node`` is on screen, as little as needed: a result appears where the
+ * visitor looks, on a phone too, without a jump when it is already in view. */
+function reveal(node) {
+  const box = node.getBoundingClientRect();
+  const viewport = window.innerHeight || document.documentElement.clientHeight;
+  if (box.top >= 0 && box.top < viewport - Math.min(box.height, viewport / 3)) return;
+  node.scrollIntoView({ block: "nearest", behavior: REDUCED_MOTION.matches ? "auto" : "smooth" });
 }
 
 function formatChartMs(ms) {
@@ -59,6 +81,7 @@ const ui = root && {
   progress: root.querySelector("[data-fw-progress]"),
   progressText: root.querySelector("[data-fw-progress-text]"),
   chart: root.querySelector("[data-fw-chart]"),
+  compare: root.querySelector("[data-fw-compare]"),
   chartPlot: root.querySelector("[data-fw-chart-plot]"),
   chartCaption: root.querySelector("[data-fw-chart-caption]"),
 };
@@ -140,6 +163,7 @@ function addResult(entry) {
   ui.results.prepend(entry);
   const entries = ui.results.querySelectorAll(".fw-result");
   for (const old of [...entries].slice(MAX_HISTORY)) old.remove();
+  reveal(entry);
 }
 
 function resultShell(sql, state) {
@@ -362,23 +386,56 @@ function runLoad() {
   start("load");
 }
 
+const TARGET_LABELS = { direct: "straight to PostgreSQL", firewall: "through the firewall" };
+
 function showProgress(item) {
+  if (item.queued) {
+    ui.progressText.textContent = "waiting for the load test already running";
+    ui.loadState.textContent = "Another load test is running on this server; yours starts when it ends.";
+    return;
+  }
   ui.progress.max = item.total;
   ui.progress.value = item.done;
-  ui.progressText.textContent = `${formatCount(item.done)} / ${formatCount(item.total)} queries · ${formatCount(item.qps)} per second`;
-  ui.loadState.textContent = "Running…";
+  const where = TARGET_LABELS[item.target] || "";
+  ui.progressText.textContent = `${formatCount(item.done)} / ${formatCount(item.total)} queries · ${formatCount(item.qps)} per second ${where}`;
+  ui.loadState.textContent = `Running ${where}…`;
+}
+
+function fillCompare(item) {
+  const direct = item.direct || {};
+  const added = item.added_ms || {};
+  const rows = {
+    direct: { seconds: formatSeconds(direct.seconds), qps: formatCount(Math.round(direct.qps)),
+      p50: formatMs(direct.p50_ms), p95: formatMs(direct.p95_ms), p99: formatMs(direct.p99_ms) },
+    firewall: { seconds: formatSeconds(item.seconds), qps: formatCount(Math.round(item.qps)),
+      p50: formatMs(item.p50_ms), p95: formatMs(item.p95_ms), p99: formatMs(item.p99_ms) },
+    added: { seconds: formatDelta(item.seconds - direct.seconds, formatSeconds),
+      p50: formatDelta(added.p50, formatMs), p95: formatDelta(added.p95, formatMs),
+      p99: formatDelta(added.p99, formatMs) },
+  };
+  for (const [name, values] of Object.entries(rows)) {
+    const row = ui.compare.querySelector(`[data-fw-compare-row="${name}"]`);
+    for (const [key, text] of Object.entries(values)) {
+      const cell = row.querySelector(`[data-k="${key}"]`);
+      if (cell) cell.textContent = text;
+    }
+  }
+  ui.compare.hidden = false;
 }
 
 function showLoad(item) {
-  ui.progress.max = item.queries;
-  ui.progress.value = item.queries;
-  ui.progressText.textContent = `${formatCount(item.queries)} queries over ${item.connections} connections in ${item.seconds.toFixed(2)} s · ${formatCount(Math.round(item.qps))} per second`;
+  const total = item.queries + (item.direct ? item.direct.queries : 0);
+  ui.progress.max = total;
+  ui.progress.value = total;
+  ui.progressText.textContent = `${formatCount(item.queries)} queries over ${item.connections} connections: ${formatSeconds(item.seconds)} through the firewall, ${formatSeconds(item.direct?.seconds)} direct`;
   drawChart(item);
+  fillCompare(item);
   setBusy(
     "load",
     false,
-    `Done: p50 ${formatMs(item.p50_ms)}, p95 ${formatMs(item.p95_ms)}, p99 ${formatMs(item.p99_ms)}.`,
+    `Done: p50 ${formatMs(item.p50_ms)} through the firewall, ${formatMs(item.direct?.p50_ms)} direct.`,
   );
+  reveal(ui.chart);
 }
 
 /** Where a latency falls on the chart's x axis, in bars: buckets are log-spaced, so
@@ -395,16 +452,37 @@ function xOfLatency(ms, bounds) {
   return bounds.length;
 }
 
+/** Where labels go on a line of width ``right``: each wants to start at its x; pushed right
+ * past the one before, and the whole row pulled back left if it runs off the end, so that
+ * labels keep the order of their lines and never overlap. */
+function placeLabels(wanted, widths, left, right, gap = 6) {
+  const xs = [];
+  wanted.forEach((x, i) => {
+    xs.push(Math.max(x, left, i ? xs[i - 1] + widths[i - 1] + gap : left));
+  });
+  for (let i = xs.length - 1; i >= 0; i -= 1) {
+    const limit = i === xs.length - 1 ? right - widths[i] : xs[i + 1] - gap - widths[i];
+    xs[i] = Math.max(left, Math.min(xs[i], limit));
+  }
+  return xs;
+}
+
 function drawChart(item) {
   const histogram = Array.isArray(item.histogram) ? item.histogram : [];
   if (!histogram.length) return;
+  const directHist = Array.isArray(item.direct?.histogram) ? item.direct.histogram : [];
+  // Both histograms span the same buckets (the server aligns them); read by bound.
   const bounds = histogram.map(([bound]) => bound);
-  const counts = histogram.map(([, count]) => count);
-  const peak = Math.max(...counts, 1);
+  const directByBound = new Map(directHist.map(([bound, count]) => [bound, count]));
+  const series = [
+    ["direct", "direct to PostgreSQL", bounds.map((b) => directByBound.get(b) ?? 0)],
+    ["firewall", "through the firewall", histogram.map(([, count]) => count)],
+  ].filter(([name, , counts]) => name === "firewall" || counts.some(Boolean));
+  const peak = Math.max(...series.flatMap(([, , counts]) => counts), 1);
 
   const width = 720;
-  const height = 300;
-  const margin = { top: 56, right: 16, bottom: 44, left: 52 };
+  const height = 320;
+  const margin = { top: 76, right: 16, bottom: 44, left: 52 };
   const plotW = width - margin.left - margin.right;
   const plotH = height - margin.top - margin.bottom;
   const slot = plotW / histogram.length;
@@ -420,16 +498,26 @@ function drawChart(item) {
     "aria-labelledby": `${titleId} ${descId}`,
     preserveAspectRatio: "xMidYMid meet",
   });
-  chart.append(svg("title", { id: titleId }, "Latency of the load test's queries"));
+  chart.append(svg("title", { id: titleId }, "Latency of the load test's queries, direct and through the firewall"));
   chart.append(
     svg(
       "desc",
       { id: descId },
-      `Histogram of ${item.queries} query latencies, log-spaced buckets from ${formatMs(bounds[0])} ` +
-        `to ${formatMs(bounds[bounds.length - 1])}; p50 ${formatMs(item.p50_ms)}, ` +
-        `p95 ${formatMs(item.p95_ms)}, p99 ${formatMs(item.p99_ms)}.`,
+      `Histograms of ${item.queries} query latencies each, log-spaced buckets from ${formatMs(bounds[0])} ` +
+        `to ${formatMs(bounds[bounds.length - 1])}. Through the firewall: p50 ${formatMs(item.p50_ms)}, ` +
+        `p95 ${formatMs(item.p95_ms)}, p99 ${formatMs(item.p99_ms)}.` +
+        (item.direct ? ` Direct: p50 ${formatMs(item.direct.p50_ms)}, p95 ${formatMs(item.direct.p95_ms)}, p99 ${formatMs(item.direct.p99_ms)}.` : ""),
     ),
   );
+
+  // Legend, top left.
+  const legend = svg("g", { class: "fw-chart__legend" });
+  series.forEach(([name, label], i) => {
+    const x = margin.left + i * 190;
+    legend.append(svg("rect", { x, y: 6, width: 12, height: 12, class: `fw-chart__swatch--${name}` }));
+    legend.append(svg("text", { x: x + 18, y: 16 }, label));
+  });
+  chart.append(legend);
 
   // Horizontal grid lines with query counts.
   const grid = svg("g", { class: "fw-chart__grid" });
@@ -443,20 +531,25 @@ function drawChart(item) {
   }
   chart.append(grid);
 
-  const bars = svg("g", { class: "fw-chart__bars" });
-  histogram.forEach(([bound, count], i) => {
-    const lo = i > 0 ? bounds[i - 1] : bound / 1.25;
-    const y = yAt(count);
-    const bar = svg("rect", {
-      x: xAt(i) + 1,
-      y,
-      width: Math.max(1, slot - 2),
-      height: margin.top + plotH - y,
+  // Side by side in each bucket: direct, then through the firewall.
+  const barW = Math.max(1, (slot - 2) / series.length);
+  series.forEach(([name, label, counts], s) => {
+    const bars = svg("g", { class: `fw-chart__bars fw-chart__bars--${name}` });
+    counts.forEach((count, i) => {
+      if (!count) return;
+      const lo = i > 0 ? bounds[i - 1] : bounds[i] / 1.25;
+      const y = yAt(count);
+      const bar = svg("rect", {
+        x: xAt(i) + 1 + s * barW,
+        y,
+        width: barW,
+        height: margin.top + plotH - y,
+      });
+      bar.append(svg("title", {}, `${label}, ${formatMs(lo)} – ${formatMs(bounds[i])}: ${formatCount(count)} queries`));
+      bars.append(bar);
     });
-    bar.append(svg("title", {}, `${formatMs(lo)} – ${formatMs(bound)}: ${formatCount(count)} queries`));
-    bars.append(bar);
+    chart.append(bars);
   });
-  chart.append(bars);
 
   // The x axis: bucket bounds, thinned to fit.
   const axis = svg("g", { class: "fw-chart__axis" });
@@ -501,32 +594,37 @@ function drawChart(item) {
   );
   chart.append(axis);
 
-  // Percentile markers, labels staggered so that close ones stay readable.
-  const markers = svg("g", { class: "fw-chart__markers" });
-  [
+  // The firewall's percentiles: a line each, labels on one row in the lines' order.
+  const markers = [
     ["p50", item.p50_ms],
     ["p95", item.p95_ms],
     ["p99", item.p99_ms],
-  ].forEach(([name, ms], i) => {
-    const x = xAt(xOfLatency(ms, bounds));
-    const labelY = 16 + i * 14;
-    const group = svg("g", { class: `fw-chart__marker fw-chart__marker--${name}` });
-    group.append(svg("line", { x1: x, x2: x, y1: labelY + 4, y2: margin.top + plotH }));
-    const anchor = x > width - 120 ? "end" : "start";
-    group.append(
-      svg("text", { x: anchor === "end" ? x - 4 : x + 4, y: labelY, "text-anchor": anchor }, `${name} ${formatMs(ms)}`),
-    );
-    markers.append(group);
+  ].map(([name, ms]) => ({ name, ms, x: xAt(xOfLatency(ms, bounds)) }));
+  markers.sort((a, b) => a.x - b.x);
+  const labels = markers.map(({ name, ms }) => `${name} ${formatMs(ms)}`);
+  const widths = labels.map((text) => text.length * 7.4); // 12px monospace
+  const labelXs = placeLabels(markers.map((m) => m.x + 4), widths, margin.left, width - margin.right);
+  const labelY = 44;
+  const group = svg("g", { class: "fw-chart__markers" });
+  markers.forEach(({ name, x }, i) => {
+    const marker = svg("g", { class: `fw-chart__marker fw-chart__marker--${name}` });
+    marker.dataset.marker = name;
+    marker.append(svg("line", { x1: x, x2: x, y1: labelY + 6, y2: margin.top + plotH }));
+    marker.append(svg("text", { x: labelXs[i], y: labelY }, labels[i]));
+    group.append(marker);
   });
-  chart.append(markers);
+  chart.append(group);
 
   ui.chartPlot.replaceChildren(chart);
+  const direct = item.direct;
   ui.chartCaption.textContent =
     `${formatCount(item.queries)} queries (${item.query || "SELECT … WHERE id = $1"}) over ` +
-    `${item.connections} connections through the firewall, timed from this server after ` +
-    `${item.warmup ?? item.connections} untimed warm-up queries: ` +
-    `p50 ${formatMs(item.p50_ms)}, p95 ${formatMs(item.p95_ms)}, p99 ${formatMs(item.p99_ms)}, ` +
-    `max ${formatMs(item.max_ms)}; ${formatCount(Math.round(item.qps))} queries per second.`;
+    `${item.connections} connections, timed from this server after ` +
+    `${item.warmup ?? item.connections} untimed warm-up queries` +
+    (direct ? `, first straight to PostgreSQL (p50 ${formatMs(direct.p50_ms)}), then ` : ", ") +
+    `through the firewall: p50 ${formatMs(item.p50_ms)}, p95 ${formatMs(item.p95_ms)}, ` +
+    `p99 ${formatMs(item.p99_ms)}, max ${formatMs(item.max_ms)}; ` +
+    `${formatCount(Math.round(item.qps))} queries per second.`;
   ui.chart.hidden = false;
 }
 
@@ -604,6 +702,10 @@ const socket = root
         failAction(action, msg.message || `the ${action} ended: ${msg.status}`, started.params.sql);
       },
       onError(msg) {
+        if (msg.code === "too_many_connections") {
+          setConnection("down", msg.message);
+          return;
+        }
         // Errors answer a start (no job id): match it to the start that was waiting.
         if (inflight && msg.code !== "no_such_job") {
           const { action, sql } = inflight.params;
@@ -651,7 +753,8 @@ if (root) {
     const chip = event.target.closest("[data-fw-example]");
     if (!chip || !root.contains(chip)) return;
     ui.sql.value = chip.dataset.fwExample;
-    ui.sql.focus();
+    // Not focused: on a phone that would scroll up to the console and open the keyboard;
+    // the result is brought into view instead when it arrives.
     runConsole();
   });
   socket.connect();

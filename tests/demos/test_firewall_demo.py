@@ -139,29 +139,71 @@ async def test_nulls_and_long_values(sandbox):
     assert long.endswith("…")
 
 
-async def test_load_test_small(sandbox):
+async def test_load_test_small_direct_then_through_the_firewall(sandbox):
     reports = []
+    before = (await firewall.firewall_stats())["latency"]["count"]
     result = await firewall.load_test(queries=200, connections=5, progress=reports.append)
-    assert result["queries"] == 200
+    for figures in (result, result["direct"]):
+        assert figures["queries"] == 200
+        assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
+        assert figures["p99_ms"] <= figures["max_ms"]
+        assert figures["qps"] > 0
+        assert figures["seconds"] > 0
+        assert sum(count for _, count in figures["histogram"]) == 200
+        bounds = [bound for bound, _ in figures["histogram"]]
+        assert bounds == sorted(bounds)
     assert result["connections"] == 5
-    assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"] <= result["max_ms"]
-    assert result["qps"] > 0
-    assert sum(count for _, count in result["histogram"]) == 200
-    bounds = [bound for bound, _ in result["histogram"]]
-    assert bounds == sorted(bounds)
-    assert reports
-    assert reports[-1]["done"] == 200
-    assert reports[-1]["total"] == 200
+    assert result["added_ms"]["p50"] == pytest.approx(
+        result["p50_ms"] - result["direct"]["p50_ms"], abs=0.002
+    )
+    # Only the firewall's half went through the proxy (200 queries and 5 warm-ups).
+    round_trips = (await firewall.firewall_stats())["latency"]["count"] - before
+    assert 205 <= round_trips < 300
+    assert [r["target"] for r in reports] == sorted(
+        (r["target"] for r in reports), key=firewall.LOAD_TARGETS.index
+    )
+    assert [r["done"] for r in reports] == sorted(r["done"] for r in reports)
+    assert reports[-1]["done"] == reports[-1]["total"] == 400
 
 
-async def test_one_load_test_at_a_time(sandbox):
+async def test_a_second_load_test_waits_for_the_first(sandbox):
     first = asyncio.create_task(firewall.load_test(queries=400, connections=4))
     await asyncio.sleep(0)  # let it claim the slot
-    with pytest.raises(firewall.LoadTestBusy, match="another visitor's load test"):
-        await firewall.load_test(queries=10, connections=1)
+    reports = []
+
+    def note(item):
+        reports.append({**item, "first_done": first.done()})
+
+    second = await firewall.load_test(queries=10, connections=1, progress=note)
+    assert second["queries"] == 10
+    assert reports[0] == {"queued": True, "first_done": False}
+    # Its own queries started only once the first test had finished.
+    assert all(r["first_done"] for r in reports[1:])
     assert (await first)["queries"] == 400
-    # And the slot is free again.
-    assert (await firewall.load_test(queries=10, connections=2))["queries"] == 10
+
+
+async def test_a_load_test_waits_only_so_long(sandbox, monkeypatch):
+    monkeypatch.setattr(firewall, "LOAD_QUEUE_WAIT", 0.2)
+    first = asyncio.create_task(firewall.load_test(queries=2000, connections=4))
+    await asyncio.sleep(0)
+    with pytest.raises(firewall.LoadTestBusy, match="try again in a minute"):
+        await firewall.load_test(queries=10, connections=1)
+    await first
+
+
+async def test_missing_sample_tables_are_created_before_the_first_statement(demo_firewall):
+    async with await psycopg.AsyncConnection.connect(demo_dsn(), autocommit=True) as conn:
+        await conn.execute("DROP TABLE IF EXISTS app.orders, app.customers CASCADE")
+    firewall._sandbox_seen_at = float("-inf")  # as in a process that has not looked yet
+    result = await firewall.run_statement("SELECT * FROM customers LIMIT 5")
+    assert result["ok"], result
+    assert len(result["rows"]) == 5
+    # Present tables are left alone: what visitors changed stays until a Reset.
+    await firewall.run_statement("DELETE FROM orders WHERE status = 'cancelled'")
+    firewall._sandbox_seen_at = float("-inf")
+    assert await firewall.ensure_sandbox() is None
+    left = await firewall.run_statement("SELECT count(*) FROM orders WHERE status = 'cancelled'")
+    assert left["rows"] == [["0"]]
 
 
 async def test_stats_unreachable_is_none(settings):
@@ -334,23 +376,25 @@ async def test_load_through_the_socket_streams_progress_then_percentiles(sandbox
     assert items[-1] is final
     assert len(progress) >= 2
     assert [p["done"] for p in progress] == sorted(p["done"] for p in progress)
-    assert progress[-1]["done"] == progress[-1]["total"] == 2000
-    assert final["queries"] == 2000
+    assert progress[-1]["done"] == progress[-1]["total"] == 4000
+    assert {p["target"] for p in progress} == {"direct", "firewall"}
+    assert final["queries"] == final["direct"]["queries"] == 2000
     assert final["connections"] == 20
     assert 0 < final["p50_ms"] <= final["p95_ms"] <= final["p99_ms"] <= final["max_ms"]
     assert sum(count for _, count in final["histogram"]) == 2000
+    assert set(final["added_ms"]) == {"p50", "p95", "p99", "mean"}
     await communicator.disconnect()
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_a_second_load_while_one_runs_fails_clearly(sandbox):
+async def test_a_second_load_while_one_runs_is_queued_and_says_so(sandbox):
     running = asyncio.create_task(firewall.load_test(queries=2000, connections=10))
     await asyncio.sleep(0)
     communicator = await connect()
-    items, done = await run_job(communicator, {"action": "load"})
-    assert done["status"] == "failed"
-    assert "another visitor's load test is running" in done["message"]
-    assert items == []
+    items, done = await run_job(communicator, {"action": "load"}, wait=60)
+    assert done["status"] == "finished", done
+    assert items[0] == {"kind": "progress", "queued": True}
+    assert items[-1]["kind"] == "load"
     await running
     await communicator.disconnect()
 
