@@ -1,12 +1,16 @@
 # Two commands: `make run` sets up and starts the whole site; `make test` sets up and runs
-# the whole suite. Both begin with `make setup`, which is idempotent.
+# the whole suite. Both begin with `make setup`, which is idempotent. `make dev` is `make run`
+# in debug mode.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PY     := $(BIN)/python
-DEV    := DJANGO_DEBUG=1
+# manage.py under the settings `make run` serves with: DEBUG off, plus what production
+# settings require and a laptop lacks (a secret key kept in .run/, loopback host names, plain
+# HTTP); variables set in the environment win. See portfolio/localrun.py.
+LOCAL  := $(PY) -m portfolio.localrun
 
-.PHONY: setup run test test-fast lint format bench build clean tsan
+.PHONY: setup run dev test test-fast lint format bench build clean tsan
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,12 +25,16 @@ build: $(VENV)/.installed
 	$(PY) setup.py --quiet build_ext --inplace
 
 setup: build
-	$(DEV) $(PY) manage.py migrate --noinput --verbosity 0
-	$(DEV) $(PY) manage.py loadseed
-	$(DEV) $(PY) manage.py collectstatic --noinput --verbosity 0
+	$(LOCAL) migrate --noinput --verbosity 0
+	$(LOCAL) loadseed
+	$(LOCAL) collectstatic --noinput --verbosity 0
 
 run: setup
-	$(DEV) $(PY) manage.py runstack
+	$(LOCAL) runstack
+
+# Debug mode: Django's error pages, static files served from static/ as they are edited.
+dev: setup
+	DJANGO_DEBUG=1 $(LOCAL) runstack
 
 test: setup
 	$(PY) -m pytest

@@ -42,14 +42,40 @@ def env_int(name: str, default: int) -> int:
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 # Run-time state of the embedded services (sockets, pid files, redis data) lives here.
-RUN_DIR = Path(os.environ.get("STACK_RUN_DIR", BASE_DIR / ".run"))
+RUN_DIR = Path(os.environ.get("STACK_RUN_DIR") or BASE_DIR / ".run")
 
-SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "")
+
+def _secret_key() -> str:
+    """DJANGO_SECRET_KEY, or the contents of the file DJANGO_SECRET_KEY_FILE names (a
+    mounted secret; `make run` keeps one in RUN_DIR, see portfolio.localrun)."""
+    key = os.environ.get("DJANGO_SECRET_KEY", "")
+    path = os.environ.get("DJANGO_SECRET_KEY_FILE", "")
+    if not path:
+        return key
+    if key:
+        raise ImproperlyConfigured(
+            "Both DJANGO_SECRET_KEY and DJANGO_SECRET_KEY_FILE are set; unset one of them."
+        )
+    try:
+        key = Path(path).read_text().strip()
+    except OSError as exc:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY_FILE={path} cannot be read ({exc.strerror}). Point it at a "
+            "file holding the secret key, or delete it and let `make run` create a new one."
+        ) from exc
+    if not key:
+        raise ImproperlyConfigured(f"DJANGO_SECRET_KEY_FILE={path} is empty.")
+    return key
+
+
+SECRET_KEY = _secret_key()
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
             "DJANGO_SECRET_KEY is not set. Production settings (DJANGO_DEBUG=0) need a secret "
-            "key; for local development run with DJANGO_DEBUG=1 (make run does)."
+            "key, in DJANGO_SECRET_KEY or in a file named by DJANGO_SECRET_KEY_FILE. On this "
+            "machine, `make run` provides one: run commands as "
+            "`python -m portfolio.localrun <command>`, or with DJANGO_DEBUG=1."
         )
     SECRET_KEY = "django-insecure-local-development-only"  # noqa: S105 - DEBUG only
 
@@ -57,7 +83,8 @@ ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS")
 if not ALLOWED_HOSTS and not DEBUG:
     raise ImproperlyConfigured(
         "DJANGO_ALLOWED_HOSTS is not set. List the host names this site answers to, "
-        "comma-separated (e.g. example.com,www.example.com)."
+        "comma-separated (e.g. example.com,www.example.com); `make run` "
+        "(python -m portfolio.localrun) sets the loopback names."
     )
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
@@ -253,7 +280,13 @@ SITE_URL = os.environ.get("SITE_URL", "").rstrip("/")
 # ---------------------------------------------------------------------------
 # Live demos: limits every demo job obeys (see demos.jobs.JobConsumer).
 # ---------------------------------------------------------------------------
-DEMO_MAX_JOBS_PER_VISITOR = env_int("DEMO_MAX_JOBS_PER_VISITOR", 3)
+# Interactive jobs (a statement, a load test, a run) per socket and per client address; a
+# page's passive watches are capped per socket only, and sockets per address. A person with
+# a dozen tabs never meets these; a script with fifty sockets does (demos.jobs.JobConsumer).
+DEMO_MAX_JOBS_PER_CONNECTION = env_int("DEMO_MAX_JOBS_PER_CONNECTION", 3)
+DEMO_MAX_JOBS_PER_VISITOR = env_int("DEMO_MAX_JOBS_PER_VISITOR", 8)
+DEMO_MAX_WATCHES_PER_CONNECTION = env_int("DEMO_MAX_WATCHES_PER_CONNECTION", 2)
+DEMO_MAX_SOCKETS_PER_VISITOR = env_int("DEMO_MAX_SOCKETS_PER_VISITOR", 24)
 DEMO_MESSAGES_PER_SECOND = env_int("DEMO_MESSAGES_PER_SECOND", 10)
 # Heavy demo runs (the firewall's load test, a scheduler run) per visitor: a burst, then a
 # steady rate, so one visitor cannot keep the server's cores busy back to back.

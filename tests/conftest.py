@@ -38,11 +38,13 @@ def _static_files() -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_heavy_run_budgets() -> None:
-    """Every test starts as a new visitor would: the heavy-run budget of the demo consumers
-    (demos.jobs) is per visitor address, and in tests every visitor has the same one."""
+    """Every test starts as a new visitor would: the heavy-run budget and the open sockets of
+    the demo consumers (demos.jobs) are per visitor address, and in tests every visitor has
+    the same one."""
     from demos.jobs import JobConsumer
 
     JobConsumer._heavy_buckets.clear()
+    JobConsumer._sockets_per_visitor.clear()
 
 
 def _log(tmp_path_factory: pytest.TempPathFactory, name: str):
@@ -117,7 +119,7 @@ def live_site(tmp_path_factory, celery_worker) -> Iterator[str]:
             cwd=ROOT, env={**os.environ, **env}, check=True,
         )  # fmt: skip
     log = _log(tmp_path_factory, "web")
-    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(settings.WEB_PORT),
+    argv = [sys.executable, "-m", "portfolio.serve", "-b", "127.0.0.1", "-p", str(settings.WEB_PORT),
             "portfolio.asgi:application"]  # fmt: skip
     process = start(Service("web", argv, env=env), stdout=log)
     try:

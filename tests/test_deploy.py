@@ -44,3 +44,29 @@ def test_production_refuses_to_start_without(missing):
 def test_no_missing_migrations():
     result = manage("makemigrations", "--check", "--dry-run", DJANGO_DEBUG="1")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_secret_key_can_come_from_a_file(tmp_path):
+    key_file = tmp_path / "key"
+    key_file.write_text(PRODUCTION["DJANGO_SECRET_KEY"] + "\n")
+    env = {k: v for k, v in PRODUCTION.items() if k != "DJANGO_SECRET_KEY"}
+    result = manage("check", "--deploy", "--fail-level", "WARNING",
+                    DJANGO_SECRET_KEY_FILE=str(key_file), **env)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("problem", "message"),
+    [("missing", "cannot be read"), ("empty", "is empty"), ("both", "unset one of them")],
+)
+def test_a_bad_secret_key_file_is_refused(tmp_path, problem, message):
+    key_file = tmp_path / "key"
+    if problem != "missing":
+        key_file.write_text("" if problem == "empty" else "a-key")
+    env = {**PRODUCTION, "DJANGO_SECRET_KEY_FILE": str(key_file)}
+    if problem != "both":
+        del env["DJANGO_SECRET_KEY"]
+    result = manage("check", **env)
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY_FILE" in result.stderr
+    assert message in result.stderr
