@@ -99,6 +99,9 @@ class Service:
     # Environment only known once earlier services run (a password made by initdb), read
     # just before this service starts. Secrets go here, not into argv, which `ps` shows.
     late_env: Callable[[], Mapping[str, str]] | None = None
+    # Work that needs this service and must be done before the next one starts (the demo
+    # database's sample tables); returns a line for the log. Raise StackError to stop.
+    on_ready: Callable[[], str] | None = None
 
 
 def _die_with_parent() -> None:
@@ -178,6 +181,8 @@ class Supervisor:
                     raise StackError(f"{service.name}: {exc}") from None
             self._drain(0)
             self._say("stack", f"{service.name} started (pid {process.pid})")
+            if service.on_ready is not None:
+                self._say("stack", f"{service.name}: {service.on_ready()}")
 
     def _drain(self, timeout: float) -> None:
         """Copy whatever the services printed to our output, line by line with a prefix."""

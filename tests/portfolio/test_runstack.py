@@ -128,7 +128,8 @@ def check_served_as_visitors_see_it(port: int) -> None:
         assert body == original
 
 
-def run_stack_once(tmp_path: Path, web_port: int, redis_port: int, ports: dict[str, str]) -> None:
+def run_stack_once(tmp_path: Path, web_port: int, redis_port: int, ports: dict[str, str]) -> str:
+    """Start the stack as `make run` does, check it, Ctrl-C it; return what it printed."""
     # As a shell gives `make run`: none of the DJANGO_ variables the suite sets for itself.
     env = {
         k: v
@@ -192,6 +193,7 @@ def run_stack_once(tmp_path: Path, web_port: int, redis_port: int, ports: dict[s
     assert not port_open("127.0.0.1", redis_port)
     assert not port_open(*firewall)
     assert not port_open("127.0.0.1", int(ports["PG_BASE_PORT"]))
+    return "".join(output)
 
 
 def test_runstack_starts_everything_and_ctrl_c_stops_everything_twice(tmp_path):
@@ -213,11 +215,15 @@ def test_runstack_starts_everything_and_ctrl_c_stops_everything_twice(tmp_path):
     }
     key_file = tmp_path / "run" / "secret_key"
     try:
-        run_stack_once(tmp_path, web_port, redis_port, ports)
+        first = run_stack_once(tmp_path, web_port, redis_port, ports)
+        # The firewall demo's suggested query works before anyone presses Reset.
+        assert "postgres: sample tables created" in first
+        assert first.index("sample tables created") < first.index("web started")
         assert key_file.stat().st_mode & 0o777 == 0o600
         key = key_file.read_bytes()
         inode = key_file.stat().st_ino
-        run_stack_once(tmp_path, web_port, redis_port, ports)
+        second = run_stack_once(tmp_path, web_port, redis_port, ports)
+        assert "postgres: sample tables present" in second
         # Kept, not made anew: sessions and signed cookies survive a restart.
         assert key_file.read_bytes() == key
         assert key_file.stat().st_ino == inode

@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import sys
+import time
 
+import psycopg
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from demos.sandbox import DEMO_INSTANCE, demo_dsn
+from demos.firewall import ensure_sandbox
+from demos.sandbox import DEMO_INSTANCE, SandboxUnavailable, demo_dsn
 from portfolio.celery import QUEUES
 from portfolio.stack import Service, StackError, Supervisor, redis_server_command
+
+SANDBOX_READY_TIMEOUT = 60.0  # seconds for the demo instance's roles and schema to appear
+
+
+def prepare_sandbox(timeout: float = SANDBOX_READY_TIMEOUT) -> str:
+    """Make the firewall demo's sample tables if they are missing, before the first visitor
+    can ask for them. The instance accepts connections a moment before engines.pgcluster has
+    made its roles and schema, so a failed login is tried again until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            created = asyncio.run(ensure_sandbox(recheck=True))
+        except (psycopg.Error, SandboxUnavailable, OSError) as exc:
+            if time.monotonic() > deadline:
+                raise StackError(f"could not make the demo's sample tables: {exc}") from exc
+            time.sleep(0.25)
+            continue
+        return "sample tables created" if created else "sample tables present"
 
 
 def stack_services() -> list[Service]:
@@ -33,6 +55,7 @@ def stack_services() -> list[Service]:
              "--base-port", str(settings.PG_BASE_PORT)],
             ready_port=("127.0.0.1", settings.PG_BASE_PORT),
             ready_timeout=120,  # the first start runs initdb
+            on_ready=prepare_sandbox,
         ),
         Service(
             "firewall",
@@ -49,7 +72,7 @@ def stack_services() -> list[Service]:
         ),
         Service(
             "web",
-            [python, "-m", "daphne", "-b", settings.WEB_HOST, "-p", str(settings.WEB_PORT),
+            [python, "-m", "portfolio.serve", "-b", settings.WEB_HOST, "-p", str(settings.WEB_PORT),
              *(["--proxy-headers"] if settings.BEHIND_PROXY else []),
              "portfolio.asgi:application"],
             ready_port=(settings.WEB_HOST, settings.WEB_PORT),
