@@ -327,3 +327,30 @@ async def run_counting_with(consumer, params):
     done, seen = await receive_until(communicator, "done")
     await communicator.disconnect()
     return done, seen
+
+
+class BrokenValidationConsumer(CountingConsumer):
+    """A demo whose parameter check has a bug: the framework still answers in words."""
+
+    def validate(self, params):
+        return params["missing"]  # KeyError for any visitor's input
+
+
+async def test_an_unexpected_failure_is_one_warning_and_the_socket_stays_open(caplog):
+    communicator = await connect(BrokenValidationConsumer.as_asgi(), "/", headers=[])
+    with caplog.at_level("WARNING", logger="demos.jobs"):
+        await communicator.send_json_to({"type": "start", "params": {}})
+        error = await communicator.receive_json_from(timeout=5)
+    assert error == {
+        "type": "error",
+        "code": "bad_message",
+        "message": "the server could not handle that message",
+    }
+    [record] = [r for r in caplog.records if r.name == "demos.jobs"]
+    assert "event=message_failed" in record.getMessage()
+    assert "error=KeyError" in record.getMessage()
+    assert record.exc_info is None  # one line, no traceback
+    # Still open: a stop of nothing is answered.
+    await communicator.send_json_to({"type": "stop", "job": 1})
+    assert (await communicator.receive_json_from(timeout=5))["code"] == "no_such_job"
+    await communicator.disconnect()
