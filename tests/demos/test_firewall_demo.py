@@ -430,3 +430,24 @@ def test_the_page_renders_and_the_demos_index_links_to_it(client):
 
     index = client.get("/demos/").content.decode()
     assert 'href="/demos/firewall/"' in index
+
+
+@pytest.mark.django_db
+def test_the_cards_figure_is_the_quantity_the_load_test_shows(client):
+    """The project card's load-test figure names the same test and quantities the demo page
+    measures: total time for 2,000 queries over 20 connections, and per-query P50, through
+    the proxy and direct."""
+    from portfolio.models import KeyFeature
+
+    [feature] = KeyFeature.objects.filter(
+        project__slug="sql-firewall", text__contains="2,000 queries"
+    )
+    assert "2,000 queries over 20 connections through the proxy" in feature.text
+    assert "P50" in feature.text
+    assert "direct" in feature.text
+    assert feature.text.startswith(feature.metric)
+    assert feature.metric.endswith(" s")
+    html = client.get("/demos/firewall/").content.decode()
+    assert "2,000 queries over 20 connections, measured on this server" in html
+    for label in ("Total time", "p50", "Direct to PostgreSQL", "Through the firewall"):
+        assert f">{label}<" in html, label

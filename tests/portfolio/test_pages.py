@@ -84,7 +84,7 @@ def test_home_shows_profile_featured_building_and_arsenal(client):
 
 def test_featured_figures_are_on_the_home_page(client):
     html = text_of(client.get("/"))
-    for figure in ["14–15 ms", "< 5 µs", "1M+", "4,000+"]:  # noqa: RUF001 - the owner's en dash
+    for figure in ["0.2–0.5 s", "< 5 µs", "1M+", "4,000+"]:  # noqa: RUF001 - the owner's en dash
         assert figure in html
 
 

@@ -4,7 +4,7 @@ The suite's conftest seeds the test database once per session, so tests that nee
 being created start by emptying the portfolio tables (rolled back after each test).
 """
 
-# The figures are typeset: their en dashes (as in 14-15 ms) are meant.
+# The figures are typeset: their en dashes (as in 0.2-0.5 s) are meant.
 # ruff: noqa: RUF001
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from portfolio.models import KeyFeature, Profile, ProfileLink, Project, Skill, S
 
 HEADLINE = "Backend • Systems • Full Stack Web Applications"
 FEATURED_SLUGS = ["sql-firewall", "work-stealing-scheduler", "clip-worker", "mark-sweep-gc"]
-FIGURES = ["14–15 ms", "2,000 queries", "20 connections", "< 5 µs", "1M+", "4,000+"]
+FIGURES = ["0.2–0.5 s", "2,000 queries", "20 connections", "< 5 µs", "1M+", "4,000+"]
 
 
 def db_counts() -> dict[str, int]:
@@ -155,7 +155,7 @@ def test_projects_content():
     for figure in FIGURES:
         assert figure in features, figure
     metrics = set(KeyFeature.objects.exclude(metric="").values_list("metric", flat=True))
-    assert {"14–15 ms", "< 5 µs P50", "1M+ jobs/s", "4,000+ jobs"} <= metrics
+    assert {"0.2–0.5 s", "< 5 µs P50", "1M+ jobs/s", "4,000+ jobs"} <= metrics
 
 
 @pytest.mark.django_db
