@@ -1,6 +1,12 @@
 """The work-stealing scheduler demo's work: check a visitor's workload, run it on a fresh
-``engines.scheduler.Scheduler`` while sampling its figures ~10 times a second, then time
-the same Python callables through ``concurrent.futures.ThreadPoolExecutor`` for comparison.
+``engines.scheduler.Scheduler`` while sampling its figures ~10 times a second, measure
+submit-to-start of single jobs sent to the same, now idle, workers, then time the same
+Python callables through ``concurrent.futures.ThreadPoolExecutor`` for comparison.
+
+Two latencies, kept apart because they answer different questions: the run's own histogram
+is mostly *queueing delay* (a burst of N jobs queued at once waits for a worker, so its P50
+grows with N), while the idle-pool probe after it is what "submit-to-start" means on the
+project's card: how soon a job starts when a worker is free (:func:`idle_latency`).
 
 Plain functions; ``demos.consumers.SchedulerConsumer`` drives :func:`run_demo`. The engine's
 runs never hold the event loop: native kernels run without the GIL, Python jobs are fed by
@@ -16,6 +22,9 @@ What a visitor may cost the server, and why:
 * a count cap per job kind, and a cap on the estimated work (:data:`MAX_WORK_SECONDS`),
   checked before anything starts; the run is cancelled at :data:`MAX_RUN_SECONDS` of wall
   time whatever the estimate said;
+* the idle-pool probe is fixed: :data:`IDLE_HOT_PROBES` jobs :data:`IDLE_HOT_INTERVAL_US`
+  apart, then :data:`IDLE_PARKED_PROBES` :data:`IDLE_PARKED_INTERVAL_US` apart, about
+  :data:`IDLE_PROBE_SECONDS` in all, whatever the visitor asked for;
 * the comparison runs at most :data:`COMPARE_MAX` Python callables through each pool.
 """
 
@@ -32,7 +41,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from engines.scheduler import LATENCY_BUCKET_LOWER_NS, Scheduler, SchedulerClosed, metrics
+from engines.scheduler import LATENCY_BUCKET_LOWER_NS, Scheduler, SchedulerClosed, measure, metrics
 from engines.scheduler.watch import watch
 
 logger = logging.getLogger(__name__)
@@ -46,6 +55,13 @@ PACED_INTERVAL_US = 250.0  # "paced": one job every 250 µs, longer than the wor
 SPIN_US = 20.0  # a "spin" job's busy time
 SKEW_US = 10.0  # a "skew" job's busy time, one in eight 16 times longer
 FIB_N, FIB_CUTOFF = 24, 12  # a "fib" job: fork-join fib(24), sequential below 12
+# The idle-pool probe (see idle_latency). The workers spin 50 µs (Scheduler's spin_us)
+# before they park: 20 µs apart a job finds one still spinning, 1 ms apart all are asleep.
+IDLE_HOT_PROBES, IDLE_HOT_INTERVAL_US = 2_000, 20.0
+IDLE_PARKED_PROBES, IDLE_PARKED_INTERVAL_US = 200, 1_000.0
+IDLE_PROBE_SECONDS = (
+    IDLE_HOT_PROBES * IDLE_HOT_INTERVAL_US + IDLE_PARKED_PROBES * IDLE_PARKED_INTERVAL_US
+) / 1e6
 
 
 def server_cores() -> int:
@@ -359,6 +375,31 @@ def _sample(progress: dict[str, Any], stats: dict[str, Any], step: dict[str, Any
     }
 
 
+def idle_latency(s: Scheduler) -> dict[str, Any]:
+    """Submit-to-start of single empty jobs sent from outside to ``s``'s idle workers: the
+    project card's latency figure, measured on the visitor's own pool after their run.
+
+    Two passes of ``engines.scheduler.measure.latency`` (the benchmark's own measure):
+    jobs spaced below the workers' spin time mostly find one spinning (``hot``); spaced far
+    above it, every worker has parked and each job pays a wake-up (``parked``). Each
+    figure comes from its own pass, as in ``bench/scheduler.py``; its ``count`` says how
+    many of that pass's starts were of its kind (a few hot-pass jobs find every worker
+    parked). Blocking (about :data:`IDLE_PROBE_SECONDS`): call it from a thread.
+    """
+    hot = measure.latency(s, IDLE_HOT_PROBES, IDLE_HOT_INTERVAL_US)
+    parked = measure.latency(s, IDLE_PARKED_PROBES, IDLE_PARKED_INTERVAL_US)
+    return {
+        "hot": hot["hot"],
+        "parked": parked["parked"],
+        "probes": IDLE_HOT_PROBES + IDLE_PARKED_PROBES,
+        "hot_probes": IDLE_HOT_PROBES,
+        "hot_interval_us": IDLE_HOT_INTERVAL_US,
+        "parked_probes": IDLE_PARKED_PROBES,
+        "parked_interval_us": IDLE_PARKED_INTERVAL_US,
+        "spin_us": s.spin_us,
+    }
+
+
 def compare_python(workers: int, count: int) -> dict[str, Any]:
     """The same ``count`` Python callables through ``Scheduler.map`` and through
     ``ThreadPoolExecutor.map``, ``workers`` threads each: both rates and their ratio.
@@ -395,9 +436,12 @@ async def run_demo(
     max_seconds: float = MAX_RUN_SECONDS,
 ) -> dict[str, Any]:
     """Run the visitor's workload: ``emit`` a ``start`` item, then a ``sample`` item about
-    every ``interval`` seconds, then a ``phase`` item as the comparison starts. Returns the
-    summary: the run's figures and the ThreadPoolExecutor comparison. Cancelling the calling
-    task cancels the run; the workers are stopped and the slot freed in the background.
+    every ``interval`` seconds; then a ``phase`` item (``idle``) and an ``idle`` item with
+    the idle-pool submit-to-start figures, measured on the same workers once the run is
+    over; then a ``phase`` item (``compare``) as the comparison starts. Returns the summary:
+    the run's figures (its ``latency`` is the burst's queueing delay), ``idle_latency`` and
+    the ThreadPoolExecutor comparison. Cancelling the calling task cancels the run; the
+    workers are stopped and the slot freed in the background.
 
     Raises SchedulerBusy when another run is going in this process.
     """
@@ -441,6 +485,9 @@ async def run_demo(
         ran = progress["completed"] - progress["cancelled"]
         last = s.stats()
         total = metrics.delta(first, last)
+        emit({"kind": "phase", "phase": "idle"})
+        idle = await asyncio.to_thread(idle_latency, s)
+        emit({"kind": "idle", **idle})
         emit({"kind": "phase", "phase": "compare"})
         compare = await asyncio.to_thread(compare_python, params.workers, params.count)
         summary = {
@@ -470,13 +517,15 @@ async def run_demo(
                 "hot": total["latency"]["hot_summary"],
                 "parked": total["latency"]["parked_summary"],
             },
+            "idle_latency": idle,
             "compare": compare,
         }
         logger.info(
             "event=scheduler_demo_run kind=%s pattern=%s workers=%d count=%d capped=%s "
-            "jobs_per_s=%.0f ratio=%.1f",
+            "jobs_per_s=%.0f idle_hot_p50_ns=%s idle_parked_p50_ns=%s ratio=%.1f",
             params.kind, params.pattern, params.workers, params.count, capped,
-            summary["jobs_per_s"], compare["ratio"],
+            summary["jobs_per_s"], idle["hot"]["p50_ns"], idle["parked"]["p50_ns"],
+            compare["ratio"],
         )  # fmt: skip
         return summary
     finally:

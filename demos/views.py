@@ -61,6 +61,8 @@ def firewall(request: HttpRequest) -> HttpResponse:
 
 
 def scheduler(request: HttpRequest) -> HttpResponse:
+    """The scheduler demo's page: the form's choices and caps come from ``demos.scheduler``,
+    so the page never offers what the server would refuse."""
     cores = scheduler_demo.server_cores()
     kinds = [
         {
@@ -93,5 +95,17 @@ def scheduler(request: HttpRequest) -> HttpResponse:
             "max_work_seconds": scheduler_demo.MAX_WORK_SECONDS,
             "compare_max": f"{scheduler_demo.COMPARE_MAX:,}",
             "paced_us": scheduler_demo.PACED_INTERVAL_US,
+            "idle_hot_probes": f"{scheduler_demo.IDLE_HOT_PROBES:,}",
+            "idle_hot_interval_us": scheduler_demo.IDLE_HOT_INTERVAL_US,
+            "idle_parked_probes": f"{scheduler_demo.IDLE_PARKED_PROBES:,}",
+            "idle_parked_interval_ms": scheduler_demo.IDLE_PARKED_INTERVAL_US / 1000,
+            # The workload behind the card's throughput figure: empty native jobs, "fork".
+            "throughput_preset": {
+                "kind": "noop",
+                "pattern": "fork",
+                "workers": 2,
+                "count": scheduler_demo.KINDS["noop"].default_count,
+                "count_text": f"{scheduler_demo.KINDS['noop'].default_count:,}",
+            },
         },
     )

@@ -112,7 +112,12 @@ def live_site(tmp_path_factory, celery_worker) -> Iterator[str]:
     """The real site: daphne serving the ASGI app on the port the settings name, with its
     own migrated and seeded SQLite database and a Celery worker; yields the base URL."""
     workdir = tmp_path_factory.mktemp("site")
-    env = {"DATABASE_URL": f"sqlite:///{workdir / 'site.sqlite3'}"}
+    env = {
+        "DATABASE_URL": f"sqlite:///{workdir / 'site.sqlite3'}",
+        # Browser tests of several demos run heavy jobs from one address in a few minutes;
+        # the budget itself is tested in tests/demos/test_jobs.py.
+        "DEMO_HEAVY_RUNS_BURST": "20",
+    }
     for command in (["migrate", "--noinput"], ["loadseed"]):
         subprocess.run(
             [sys.executable, "manage.py", *command, "--verbosity", "0"],

@@ -8,9 +8,16 @@
 //                            "total_executed"}],  (counters: the last interval; depths: now)
 //               "steals": [[from, to, count]],   (the last interval)
 //               "latency": {"buckets": [[index, hot, parked]], "hot": {p50_ns...}, "parked": {...}}}
+//              (the run's own submit-to-start: under a burst, mostly queueing delay)
+//   phase   -> {"kind": "phase", "phase": "idle"}, then
+//   idle    -> {"kind": "idle", "hot": {count, p50_ns, p99_ns...}, "parked": {...}, "hot_probes",
+//               "hot_interval_us", "parked_probes", "parked_interval_us"}  (submit-to-start
+//               of single jobs sent to the same workers, idle, after the run: the card's figure)
 //   phase   -> {"kind": "phase", "phase": "compare"}
-//   summary -> the run's totals, "steals" over the whole run, and "compare": {"jobs",
-//               "scheduler_jobs_per_s", "threadpool_jobs_per_s", "ratio", "workers"}
+//   summary -> the run's totals, "steals" over the whole run, "idle_latency" (as "idle"), and
+//               "compare": {"jobs", "scheduler_jobs_per_s", "threadpool_jobs_per_s", "ratio",
+//               "workers"}
+// After Run the page scrolls the live picture into view (instantly with reduced motion).
 // Everything is drawn as SVG built with DOM calls (no inline script or handler: strict CSP).
 
 import { DemoSocket } from "./demo-socket.js";
@@ -21,11 +28,11 @@ const MAX_POINTS = 200; // throughput samples kept (20 s at 10 a second)
 
 // -- helpers --------------------------------------------------------------------------------
 
-function formatRate(perSecond) {
+function formatRate(perSecond, unit = "/s") {
   if (typeof perSecond !== "number" || !Number.isFinite(perSecond)) return "—";
-  if (perSecond >= 1e6) return `${(perSecond / 1e6).toFixed(2)} M/s`;
-  if (perSecond >= 1e3) return `${(perSecond / 1e3).toFixed(perSecond >= 1e5 ? 0 : 1)} k/s`;
-  return `${Math.round(perSecond)}/s`;
+  if (perSecond >= 1e6) return `${(perSecond / 1e6).toFixed(2)} M${unit}`;
+  if (perSecond >= 1e3) return `${(perSecond / 1e3).toFixed(perSecond >= 1e5 ? 0 : 1)} k${unit}`;
+  return `${Math.round(perSecond)}${unit}`;
 }
 
 function formatNs(ns) {
@@ -54,6 +61,7 @@ const ui = root && {
   patternHelp: root.querySelector("[data-sd-pattern-help]"),
   count: root.querySelector("[data-sd-count]"),
   countHelp: root.querySelector("[data-sd-count-help]"),
+  actions: root.querySelector(".sd-actions"),
   run: root.querySelector("[data-sd-run]"),
   stop: root.querySelector("[data-sd-stop]"),
   state: root.querySelector("[data-sd-state]"),
@@ -61,12 +69,18 @@ const ui = root && {
   progressText: root.querySelector("[data-sd-progress-text]"),
   live: root.querySelector("[data-sd-live]"),
   workersPlot: root.querySelector("[data-sd-workers]"),
+  workersFigure: root.querySelector(".sd-figure--workers"),
   now: root.querySelector("[data-sd-now]"),
   throughputPlot: root.querySelector("[data-sd-throughput]"),
   throughputCaption: root.querySelector("[data-sd-throughput-caption]"),
   table: root.querySelector("[data-sd-table-body]"),
   latencyPlot: root.querySelector("[data-sd-latency]"),
-  latencyCaption: root.querySelector("[data-sd-latency-caption]"),
+  latencyTitle: root.querySelector("[data-sd-latency-title]"),
+  latencyWhat: root.querySelector("[data-sd-latency-what]"),
+  idle: root.querySelector("[data-sd-idle]"),
+  idleValue: root.querySelector("[data-sd-idle-value]"),
+  idleDetail: root.querySelector("[data-sd-idle-detail]"),
+  preset: root.querySelector("[data-sd-preset]"),
   result: root.querySelector("[data-sd-result]"),
   resultLine: root.querySelector("[data-sd-result-line]"),
   resultCounters: root.querySelector("[data-sd-result-counters]"),
@@ -110,6 +124,65 @@ function readForm() {
   };
 }
 
+/** The preset behind the card's throughput figure: fill the form, then hand over to Run. */
+function applyPreset(button) {
+  ui.workers.value = button.dataset.workers;
+  ui.kind.value = button.dataset.kind;
+  ui.pattern.value = button.dataset.pattern;
+  refreshHelp();
+  ui.count.value = String(Math.min(Number(button.dataset.count), maxCount()));
+  setState("Set up: press Run to measure the throughput of empty native jobs.");
+  ui.run.focus({ preventScroll: true });
+  ui.actions.scrollIntoView({ block: "center", behavior: scrollBehavior() });
+}
+
+function kindLabel(name) {
+  const option = [...ui.kind.options].find((o) => o.value === name);
+  return option ? option.textContent.trim() : `${name} jobs`;
+}
+
+// -- bringing results into view -------------------------------------------------------------
+
+const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+
+function scrollBehavior() {
+  return reducedMotion.matches ? "auto" : "smooth";
+}
+
+/**
+ * After Run, scroll so the live picture is on screen, with as much around it as fits. In
+ * order of preference: the Run/Stop row down to the end of the live section; the whole live
+ * section; the Run/Stop row and the workers' picture (a phone: controls and picture
+ * together); the live section's top.
+ */
+function revealLive() {
+  const margin = 12;
+  const room = window.innerHeight - 2 * margin;
+  const live = ui.live.getBoundingClientRect();
+  if (live.top >= 0 && live.bottom <= window.innerHeight) return;
+  const actions = ui.actions.getBoundingClientRect();
+  const picture = ui.workersFigure.getBoundingClientRect();
+  let top = live.top;
+  if (live.bottom - actions.top <= room) top = actions.top;
+  else if (live.height <= room) top = live.top;
+  else if (picture.bottom - actions.top <= room) top = actions.top;
+  window.scrollTo({ top: window.scrollY + top - margin, behavior: scrollBehavior() });
+}
+
+/** At the end of a run, bring the result card up if it is wholly below the screen, unless
+ * the visitor has scrolled on their own meanwhile. */
+function revealResult() {
+  if (!run || run.visitorScrolled) return;
+  if (ui.result.getBoundingClientRect().top < window.innerHeight) return;
+  ui.result.scrollIntoView({ block: "nearest", behavior: scrollBehavior() });
+}
+
+function noteVisitorScroll(event) {
+  if (!run || (event.type === "keydown" && !SCROLL_KEYS.has(event.key))) return;
+  run.visitorScrolled = true;
+}
+const SCROLL_KEYS = new Set(["ArrowUp", "ArrowDown", "PageUp", "PageDown", "Home", "End", " "]);
+
 // -- run state ------------------------------------------------------------------------------
 
 let job = null; // the running job's id
@@ -125,7 +198,7 @@ function refreshButtons() {
   const busy = pending || job !== null;
   ui.run.disabled = !open || busy;
   ui.stop.disabled = !open || job === null;
-  for (const input of [ui.workers, ui.kind, ui.pattern, ui.count]) input.disabled = busy;
+  for (const input of [ui.workers, ui.kind, ui.pattern, ui.count, ui.preset]) if (input) input.disabled = busy;
   ui.form.setAttribute("aria-busy", String(busy));
 }
 
@@ -427,7 +500,7 @@ function drawLatency(latency) {
     role: "img",
     "aria-labelledby": `${titleId} ${descId}`,
   });
-  chart.append(svg("title", { id: titleId }, "Submit-to-start latency, hot and parked"));
+  chart.append(svg("title", { id: titleId }, `${ui.latencyTitle.textContent}, hot and parked starts`));
   const hot = latency.hot || {};
   const parked = latency.parked || {};
   chart.append(
@@ -475,6 +548,29 @@ function drawLatency(latency) {
   ui.latencyPlot.replaceChildren(chart);
 }
 
+// -- the idle-pool figure -------------------------------------------------------------------
+
+/** "P50 384 ns (hot) / 12 µs (parked)": the card's quantity, hot first as the card has it. */
+function idleLine(idle) {
+  return `P50 ${formatNs(idle.hot.p50_ns)} (hot) / ${formatNs(idle.parked.p50_ns)} (parked)`;
+}
+
+function showIdle(idle) {
+  if (!idle || !idle.hot || !idle.parked) return;
+  ui.idle.dataset.state = "done";
+  ui.idleValue.textContent = idleLine(idle);
+  ui.idleDetail.textContent =
+    `p99 ${formatNs(idle.hot.p99_ns)} / ${formatNs(idle.parked.p99_ns)}; ` +
+    `${formatCount(idle.hot.count)} hot starts of ${formatCount(idle.hot_probes)} jobs ${idle.hot_interval_us} µs apart, ` +
+    `${formatCount(idle.parked.count)} parked of ${formatCount(idle.parked_probes)} ${idle.parked_interval_us / 1000} ms apart.`;
+}
+
+function resetIdle() {
+  ui.idle.dataset.state = "waiting";
+  ui.idleValue.textContent = "Measured once this run is over.";
+  ui.idleDetail.textContent = "";
+}
+
 // -- the result -----------------------------------------------------------------------------
 
 function showSummary(item) {
@@ -503,6 +599,7 @@ function showSummary(item) {
   drawLatency(item.latency);
 
   const ran = formatCount(item.ran);
+  const throughput = formatRate(item.jobs_per_s, " jobs/s");
   const verified =
     item.missing === null || item.missing === undefined
       ? ""
@@ -510,19 +607,22 @@ function showSummary(item) {
         ? " Every job ran exactly once (checked)."
         : ` ${item.missing} jobs missing, ${item.duplicates} run twice!`;
   ui.resultLine.textContent =
-    `${ran} ${item.job_kind} jobs (${item.pattern}) on ${item.workers} worker${item.workers === 1 ? "" : "s"} ` +
-    `in ${item.elapsed_s.toFixed(3)} s: ${formatRate(item.jobs_per_s)}` +
+    `${ran} ${kindLabel(item.job_kind)} (${item.pattern}) on ${item.workers} worker${item.workers === 1 ? "" : "s"} ` +
+    `in ${item.elapsed_s.toFixed(3)} s: throughput ${throughput}` +
     (item.capped ? `, cancelled at the time cap with ${formatCount(item.cancelled)} not run.` : ".") +
     verified;
+  const delay = ui.latencyTitle.textContent;
   const counters = [
+    [`Throughput, ${kindLabel(item.job_kind)}`, throughput],
     ["Jobs run (with subjobs)", formatCount(item.totals.executed)],
     ["Stolen", formatCount(item.totals.stolen)],
     ["Steal attempts", formatCount(item.totals.steal_attempts)],
     ["Mailbox pushes", formatCount(item.totals.mailbox_pushes)],
     ["Parks", formatCount(item.totals.parks)],
-    ["Hot p50 / p99", `${formatNs(item.latency.hot.p50_ns)} / ${formatNs(item.latency.hot.p99_ns)}`],
-    ["Parked p50 / p99", `${formatNs(item.latency.parked.p50_ns)} / ${formatNs(item.latency.parked.p99_ns)}`],
+    [`${delay}, hot p50 / p99`, `${formatNs(item.latency.hot.p50_ns)} / ${formatNs(item.latency.hot.p99_ns)}`],
+    [`${delay}, parked p50 / p99`, `${formatNs(item.latency.parked.p50_ns)} / ${formatNs(item.latency.parked.p99_ns)}`],
   ];
+  if (item.idle_latency) counters.splice(1, 0, ["Submit-to-start, idle pool", idleLine(item.idle_latency)]);
   ui.resultCounters.replaceChildren(
     ...counters.map(([name, value]) => {
       const box = el("div", "sd-counter");
@@ -531,7 +631,9 @@ function showSummary(item) {
     }),
   );
   drawCompare(item.compare);
+  showIdle(item.idle_latency);
   ui.result.hidden = false;
+  revealResult();
 }
 
 function drawCompare(compare) {
@@ -578,14 +680,32 @@ function beginRun(item) {
     workerTotals: Array.from({ length: item.workers }, () => ({ executed: 0, stolen: 0, parks: 0 })),
     peakDepth: 16,
     view: buildWorkers(item.workers),
+    visitorScrolled: false,
   };
   buildTable(item.workers);
+  describeLatency(item);
+  resetIdle();
   ui.live.dataset.state = "running";
   ui.result.hidden = true;
   ui.progress.max = item.count;
   ui.progress.value = 0;
   ui.progressText.textContent = `0 / ${formatCount(item.count)} jobs`;
   setState(`Running ${formatCount(item.count)} ${item.job_kind} jobs on ${item.workers} worker${item.workers === 1 ? "" : "s"}…`);
+  revealLive();
+}
+
+/** What the run's own histogram measures: queueing delay under a burst, or, paced, jobs
+ * arriving one by one at workers that have parked in between. */
+function describeLatency(item) {
+  if (item.pattern === "paced") {
+    ui.latencyTitle.textContent = "Submit-to-start, paced run";
+    ui.latencyWhat.textContent =
+      "How long each job of the run waited to start. They arrived one at a time, further apart than the workers spin, so most found every worker parked: close to the idle-pool figure's parked half.";
+  } else {
+    ui.latencyTitle.textContent = "Queueing delay under this burst";
+    ui.latencyWhat.textContent =
+      `How long each of the ${formatCount(item.count)} jobs, submitted all at once, waited for a worker. They wait behind each other, so this grows with the burst: it is not the idle-pool figure.`;
+  }
 }
 
 function setConnection(state, text) {
@@ -596,7 +716,11 @@ function setConnection(state, text) {
 function endRun(text) {
   job = null;
   pending = false;
-  if (ui.live.dataset.state === "running" || ui.live.dataset.state === "comparing") ui.live.dataset.state = "done";
+  if (["running", "measuring", "comparing"].includes(ui.live.dataset.state)) ui.live.dataset.state = "done";
+  if (run && ui.idle.dataset.state !== "done") {
+    ui.idle.dataset.state = "waiting";
+    ui.idleValue.textContent = "Not measured: the run did not finish.";
+  }
   if (text) setState(text);
   refreshButtons();
 }
@@ -617,13 +741,20 @@ const socket = root
           if (!item || typeof item !== "object") continue;
           if (item.kind === "start") beginRun(item);
           else if (item.kind === "sample" && run) drawSample(item);
+          else if (item.kind === "phase" && run && item.phase === "idle") {
+            ui.live.dataset.state = "measuring";
+            ui.idle.dataset.state = "measuring";
+            ui.idleValue.textContent = "Measuring: single jobs to the idle workers…";
+            setState("Run done; now submit-to-start with the pool idle…");
+          } else if (item.kind === "idle" && run) showIdle(item);
           else if (item.kind === "phase" && run) {
             ui.live.dataset.state = "comparing";
-            setState("Run done; now the same Python jobs through Scheduler.map and ThreadPoolExecutor…");
+            setState("Now the same Python jobs through Scheduler.map and ThreadPoolExecutor…");
           } else if (item.kind === "summary" && run) {
             showSummary(item);
             ui.live.dataset.state = "done";
-            setState(`Done: ${formatRate(item.jobs_per_s)}; Python jobs ${item.compare.ratio.toFixed(1)}× ThreadPoolExecutor's rate.`);
+            const idle = item.idle_latency ? `; idle-pool submit-to-start P50 ${formatNs(item.idle_latency.hot.p50_ns)} (hot)` : "";
+            setState(`Done: ${formatRate(item.jobs_per_s, " jobs/s")}${idle}; Python jobs ${item.compare.ratio.toFixed(1)}× ThreadPoolExecutor's rate.`);
           }
         }
       },
@@ -657,6 +788,10 @@ if (root) {
   ui.kind.addEventListener("change", () => refreshHelp({ resetCount: true }));
   ui.pattern.addEventListener("change", () => refreshHelp());
   ui.workers.addEventListener("change", () => refreshHelp());
+  ui.preset?.addEventListener("click", () => applyPreset(ui.preset));
+  for (const type of ["wheel", "touchmove", "keydown"]) {
+    window.addEventListener(type, noteVisitorScroll, { passive: true });
+  }
   refreshHelp();
   refreshButtons();
   socket.connect();
