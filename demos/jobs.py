@@ -138,13 +138,18 @@ def _refuse_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
+# The fields each message type may carry besides "type".
+_MESSAGE_FIELDS: dict[str, set[str]] = {"start": {"params"}, "stop": {"job"}}
+
+
 def parse_message(text: str | None, max_bytes: int, max_depth: int) -> dict[str, Any]:
     """One client frame as a protocol message, or MessageError: the size and nesting are
     checked before the JSON is parsed, then the envelope's fields and their types. What a
     handler reads from a message has been checked here."""
     if text is None:
         raise MessageError("bad_message", "binary frames are not understood; send JSON text")
-    if len(text) > max_bytes:
+    # Characters first (cheap, and never fewer than bytes), then the UTF-8 bytes themselves.
+    if len(text) > max_bytes or len(text.encode("utf-8", "surrogatepass")) > max_bytes:
         raise MessageError("too_large", f"messages are limited to {max_bytes:,} bytes")
     if json_nesting(text) > max_depth:
         raise MessageError("bad_json", f"the message nests deeper than {max_depth} levels")
@@ -172,9 +177,6 @@ def parse_message(text: str | None, max_bytes: int, max_depth: int) -> dict[str,
         if job is not None and (not isinstance(job, int) or isinstance(job, bool)):
             raise MessageError("bad_message", '"job" must be the number of a running job')
     return message
-
-
-_MESSAGE_FIELDS: dict[str, set[str]] = {"start": {"params"}, "stop": {"job"}}
 
 
 class JobOutput:

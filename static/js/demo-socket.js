@@ -8,7 +8,10 @@
 //                     {"type": "error", "code": "...", "message": "..."}
 //
 // The socket reconnects by itself with exponential backoff (1 s doubling to 30 s) whenever
-// it closes. Jobs do not survive a reconnect: start them again in onOpen.
+// it closes. Jobs do not survive a reconnect: start them again in onOpen. A socket the server
+// refuses (too many open from the visitor's address: an error "too_many_connections", then
+// close code 4429) passes the server's words to onClose as `reason`; disconnectedText()
+// turns the close into the line a page shows.
 //
 //   const socket = new DemoSocket("/ws/demos/status/", {
 //     onOpen: () => socket.start({}),
@@ -19,6 +22,14 @@
 export const MIN_DELAY_MS = 1000;
 export const MAX_DELAY_MS = 30000;
 
+export const CLOSE_TOO_MANY_CONNECTIONS = 4429;
+
+/** What a page says while disconnected: the server's reason if it gave one, and the retry. */
+export function disconnectedText({ retryInMs, reason = null }) {
+  const what = reason || "disconnected";
+  return retryInMs === null ? what : `${what} — retrying in ${Math.ceil(retryInMs / 1000)} s`;
+}
+
 export function socketUrl(path) {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   return `${scheme}://${window.location.host}${path}`;
@@ -27,7 +38,7 @@ export function socketUrl(path) {
 export class DemoSocket {
   /**
    * @param {string} path  the websocket path, e.g. "/ws/demos/status/"
-   * @param {object} handlers  any of onOpen(), onClose(event, {retryInMs}), onStarted(job, msg),
+   * @param {object} handlers  any of onOpen(), onClose(event, {retryInMs, reason}), onStarted(job, msg),
    *   onOutput(items, msg), onDone(msg), onError(msg), onMessage(msg) — all optional
    * @param {{minDelay?: number, maxDelay?: number}} options  reconnect backoff bounds in ms
    */
@@ -43,6 +54,7 @@ export class DemoSocket {
     this.retryTimer = null;
     this.lastSeq = new Map(); // job id -> last seq seen, to drop duplicates and stale batches
     this.jobs = new Set(); // jobs started and not yet done on this connection
+    this.refusal = null; // the server's words when it refused this connection
 
     this._onPageHide = () => {
       this.suspended = true;
@@ -137,8 +149,10 @@ export class DemoSocket {
   }
 
   _scheduleRetry(event) {
+    const reason = event && event.code === CLOSE_TOO_MANY_CONNECTIONS ? this.refusal : null;
+    this.refusal = null;
     if (this.closed || this.suspended) {
-      this._call("onClose", event, { retryInMs: null });
+      this._call("onClose", event, { retryInMs: null, reason });
       return;
     }
     const base = Math.min(this.maxDelay, this.minDelay * 2 ** this.attempt);
@@ -146,7 +160,7 @@ export class DemoSocket {
     // after a restart, never going under the minimum.
     const delay = Math.max(this.minDelay, Math.round(base * (0.8 + Math.random() * 0.2)));
     this.attempt += 1;
-    this._call("onClose", event, { retryInMs: delay });
+    this._call("onClose", event, { retryInMs: delay, reason });
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
       this.connect();
@@ -174,6 +188,7 @@ export class DemoSocket {
         this._call("onDone", msg);
         break;
       case "error":
+        if (msg.code === "too_many_connections") this.refusal = msg.message || null;
         this._call("onError", msg);
         break;
       default:

@@ -10,7 +10,7 @@
 //             {"kind": "load", "seconds", "p50_ms", ..., "histogram": [[bound_ms, n]...],
 //              "direct": {the same figures, straight to PostgreSQL}, "added_ms": {"p50", ...}}
 
-import { DemoSocket } from "./demo-socket.js";
+import { DemoSocket, disconnectedText } from "./demo-socket.js";
 import { el, formatCount, svg } from "./dom.js";
 
 const root = document.querySelector("[data-fw]");
@@ -702,10 +702,6 @@ const socket = root
         failAction(action, msg.message || `the ${action} ended: ${msg.status}`, started.params.sql);
       },
       onError(msg) {
-        if (msg.code === "too_many_connections") {
-          setConnection("down", msg.message);
-          return;
-        }
         // Errors answer a start (no job id): match it to the start that was waiting.
         if (inflight && msg.code !== "no_such_job") {
           const { action, sql } = inflight.params;
@@ -714,7 +710,7 @@ const socket = root
           pump();
         }
       },
-      onClose(_event, { retryInMs }) {
+      onClose(_event, info) {
         // Jobs do not survive a reconnect: whatever was running is gone.
         for (const [, started] of jobs) {
           if (started.params.action !== "watch") {
@@ -730,8 +726,7 @@ const socket = root
         busy = { query: false, load: false };
         refreshButtons();
         statsStale("not connected");
-        if (retryInMs === null) setConnection("down", "disconnected");
-        else setConnection("down", `disconnected — retrying in ${Math.ceil(retryInMs / 1000)} s`);
+        setConnection("down", disconnectedText(info));
       },
     })
   : null;

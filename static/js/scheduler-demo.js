@@ -20,7 +20,7 @@
 // After Run the page scrolls the live picture into view (instantly with reduced motion).
 // Everything is drawn as SVG built with DOM calls (no inline script or handler: strict CSP).
 
-import { DemoSocket } from "./demo-socket.js";
+import { DemoSocket, disconnectedText } from "./demo-socket.js";
 import { el, formatCount, svg } from "./dom.js";
 
 const root = document.querySelector("[data-sd]");
@@ -770,11 +770,10 @@ const socket = root
           refreshButtons();
         }
       },
-      onClose(_event, { retryInMs }) {
+      onClose(_event, info) {
         if (job !== null || pending) endRun("The connection to the server was lost; the run is gone.");
         refreshButtons();
-        if (retryInMs === null) setConnection("down", "disconnected");
-        else setConnection("down", `disconnected — retrying in ${Math.ceil(retryInMs / 1000)} s`);
+        setConnection("down", disconnectedText(info));
       },
     })
   : null;

@@ -5,7 +5,7 @@
 // On the demos page it also updates each process badge ([data-process]) and each demo's
 // status ([data-demo-status]; up when every process in the card's data-processes is up).
 
-import { DemoSocket } from "./demo-socket.js";
+import { DemoSocket, disconnectedText } from "./demo-socket.js";
 
 const DEFAULT_PATH = "/ws/demos/status/";
 const RESTART_ON = new Set(["timeout", "limit"]); // the watch hit its cap: watch again
@@ -184,10 +184,9 @@ if (panels.length || hasBadges) {
     onError(msg) {
       setConnection("error", `error: ${msg.message || msg.code}`);
     },
-    onClose(_event, { retryInMs }) {
+    onClose(_event, info) {
       markStale();
-      if (retryInMs === null) setConnection("closed", "disconnected");
-      else setConnection("closed", `disconnected — retrying in ${Math.ceil(retryInMs / 1000)} s`);
+      setConnection("closed", disconnectedText(info));
     },
   });
   socket.connect();

@@ -4,6 +4,8 @@ close frame that says why."""
 
 from __future__ import annotations
 
+from playwright.sync_api import expect
+
 # Opens the firewall demo's socket, sends each frame, and collects what comes back until a
 # valid start has been answered; resolves with the replies, the close event if any, and
 # whether the socket was still open at the end.
@@ -53,3 +55,36 @@ def test_a_frame_past_the_hard_limit_is_closed_with_a_reason(page, demo_firewall
     assert result["closed"] is not None
     assert result["closed"]["code"] == 1009  # message too big, not an unexplained 1006
     assert "exceeds" in result["closed"]["reason"]
+
+
+# Opens status sockets until the server refuses one; keeps the accepted ones open on
+# window.__held and resolves with how many it holds.
+HOLD_UNTIL_REFUSED = """async () => {
+  window.__held = [];
+  for (let i = 0; i < 100; i += 1) {
+    const ws = new WebSocket(`ws://${location.host}/ws/demos/status/`);
+    const refused = await new Promise((done) => {
+      ws.onmessage = (event) => done(JSON.parse(event.data).code === "too_many_connections");
+      setTimeout(() => done(false), 300);  // accepted: nothing to say until a start
+    });
+    if (refused) return window.__held.length;
+    window.__held.push(ws);
+  }
+  return -1;
+}"""
+
+
+def test_a_script_with_many_sockets_is_refused_and_a_page_says_why(browser, live_site):
+    context = browser.new_context(base_url=live_site)
+    script = context.new_page()
+    script.goto("/about/")
+    held = script.evaluate(HOLD_UNTIL_REFUSED)
+    assert 10 <= held < 100  # a dozen tabs' worth fit; the cap holds
+    page = context.new_page()
+    page.goto("/demos/firewall/")
+    connection = page.locator("[data-fw-connection]")
+    expect(connection).to_contain_text("close some tabs")
+    expect(connection).to_contain_text("retrying in")
+    script.evaluate("window.__held.forEach((ws) => ws.close())")
+    expect(connection).to_have_attribute("data-state", "up", timeout=40_000)
+    context.close()

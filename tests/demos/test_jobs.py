@@ -93,6 +93,7 @@ async def test_disconnect_mid_job_cancels_it():
         ('{"type": "stop", "job": 999}', "no_such_job"),
         (b"\x00\x01binary", "bad_message"),
         ("x" * (64 * 1024 + 1), "too_large"),
+        ("\u00e9" * (32 * 1024 + 1), "too_large"),  # 32K characters, over 64 KB in UTF-8
         # Nesting is bounded before parsing: json.loads would recurse a thousand levels.
         ("[" * 1000 + "]" * 1000, "bad_json"),
         ('{"type": "start", "params": {"a": ' + "[" * 1000 + "]" * 1000 + "}}", "bad_json"),
