@@ -234,10 +234,15 @@ def test_runstack_starts_everything_and_ctrl_c_stops_everything_twice(tmp_path):
 def test_make_run_and_make_dev_start_the_stack_so():
     """The command the stack test runs is the one `make run` ends in; `make dev` adds debug."""
 
+    # Under `make test` the suite runs inside make, whose variables would make this one a
+    # sub-make that prints "Entering directory" lines.
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MFLAGS", "MAKELEVEL"}}
+
     def last_command(target: str) -> str:
         dry_run = subprocess.run(
-            ["make", "--dry-run", target], cwd=ROOT, capture_output=True, text=True, check=True
-        )
+            ["make", "--dry-run", "--no-print-directory", target],
+            cwd=ROOT, env=env, capture_output=True, text=True, check=True,
+        )  # fmt: skip
         return dry_run.stdout.splitlines()[-1]
 
     assert last_command("run") == ".venv/bin/python -m portfolio.localrun runstack"
