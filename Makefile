@@ -21,7 +21,14 @@ $(VENV)/.installed: requirements.txt | $(PY)
 	$(PY) -m pip install --quiet -r requirements.txt
 	touch $@
 
-build: $(VENV)/.installed
+# The project itself, editable: its packages (bench too) importable from anywhere and the
+# engines' extensions built in place (setup.py lists them). Again only when these files change.
+$(VENV)/.project: $(VENV)/.installed pyproject.toml setup.py
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --editable .
+	touch $@
+
+# Rebuilds the extensions whose sources changed since (an edited .pyx or .c), in place.
+build: $(VENV)/.project
 	$(PY) setup.py --quiet build_ext --inplace
 
 setup: build
@@ -50,8 +57,9 @@ format: $(VENV)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every benchmark script; bench/_*.py are their helpers.
 bench: setup
-	@for script in bench/*.py; do [ -e "$$script" ] && $(PY) "$$script"; done; true
+	@for script in bench/[!_]*.py; do [ -e "$$script" ] && $(PY) "$$script"; done; true
 
 # The scheduler's C core under ThreadSanitizer (tests/engines/scheduler runs it too).
 SCHED := engines/scheduler
@@ -63,5 +71,5 @@ tsan:
 	build/sched-stress-tsan 4 100000
 
 clean:
-	rm -rf build staticfiles .run .pytest_cache
+	rm -rf build staticfiles .run .pytest_cache *.egg-info
 	find engines -name '*.so' -delete

@@ -1,18 +1,19 @@
-"""Builds the engines' compiled extensions in place: ``python setup.py build_ext --inplace``.
+"""The engines' compiled extensions; everything else about the package is in pyproject.toml.
 
-Each C core lives beside its Cython wrapper under ``engines/`` and is added to
-``EXTENSIONS`` by the issue that brings it; ``make`` runs this on every set-up.
+setuptools reads both: ``pip install -e .`` (what ``make setup`` runs) builds these in place,
+beside their sources, and ``python setup.py build_ext --inplace`` (``make build``) rebuilds
+just what changed after an edit of a ``.pyx`` or ``.c``. Each C core lives beside its Cython
+wrapper under ``engines/``.
 """
 
+from glob import glob
+
+from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-EXTENSIONS: list = []
 
-
-def _scheduler() -> list:
+def _scheduler() -> list[Extension]:
     """engines.scheduler: the C core (_core.c, _kernels.c) and its Cython wrapper."""
-    from Cython.Build import cythonize
-
     here = "engines/scheduler"
     ext = Extension(
         "engines.scheduler._scheduler",
@@ -25,23 +26,23 @@ def _scheduler() -> list:
     return cythonize([ext], quiet=True, language_level=3)
 
 
-def _firewall() -> list:
-    """engines.firewall: the proxy's per-message hot path and its own socket transport
-    (pure Cython, no C beside them; _relay cimports _transport)."""
-    from Cython.Build import cythonize
-
+def _firewall() -> list[Extension]:
+    """engines.firewall: the proxy's hot path, Cython modules (no C beside them) that cimport
+    one another through their .pxd files."""
+    here = "engines/firewall"
+    pxds = sorted(glob(f"{here}/*.pxd"))
+    names = ("_transport", "_endpoint", "_statements", "_metrics", "_policy", "_guard",
+             "_server", "_pool", "_client")  # fmt: skip
     exts = [
         Extension(
             f"engines.firewall.{name}",
-            sources=[f"engines/firewall/{name}.pyx"],
-            depends=["engines/firewall/_transport.pxd"],
+            sources=[f"{here}/{name}.pyx"],
+            depends=pxds,
             extra_compile_args=["-O2"],
         )
-        for name in ("_transport", "_relay")
+        for name in names
     ]
     return cythonize(exts, quiet=True, language_level=3)
 
 
-EXTENSIONS += _scheduler() + _firewall()
-
-setup(name="portfolio-site-engines", ext_modules=EXTENSIONS, py_modules=[])
+setup(ext_modules=_scheduler() + _firewall())

@@ -1,44 +1,13 @@
 """Benchmark: the SQL firewall against PgBouncer and against no proxy at all.
 
-One run starts one throwaway PostgreSQL (``engines.pgcluster``), loads it with
-``pgbench -i``, and puts two transaction-pooling proxies in front of it: PgBouncer from
-Debian's packages and ``python -m engines.firewall`` with every guard rule on. Then, for
-each case, it runs the same ``pgbench -S`` (one-row primary-key SELECTs) against
-
-    direct     PostgreSQL itself: the floor every proxy adds to
-    pgbouncer  the anchor: the pooler most PostgreSQL shops already run
-    firewall   this project's proxy, parsing and checking every statement
-
-with 1 and 20 clients, the simple and the prepared (extended, named statements) protocol,
-and ``-C`` (a new connection per transaction: authentication and pool hand-off cost).
-
-What it prints, per case: TPS of each target; the latency each proxy adds per transaction
-(its average latency minus the direct one in the same case, in µs); and firewall/PgBouncer
-ratios. The targets it checks:
-
-* 20-client TPS (simple protocol) at least PgBouncer's (ratio >= 1.0);
-* added latency at 1 client (simple protocol) within 1.5x PgBouncer's;
-* the prepared protocol works through the firewall's transaction pooling, where
-  PgBouncer 1.18 (Debian 12) fails: a statement prepared on one server connection is
-  executed on another ("prepared statement ... does not exist"). That failure is reported,
-  not raised.
-
-Why the numbers are noisy: on a small machine (the reference one has 2 cores) pgbench,
-the proxy and PostgreSQL's backends share the same cores, so every target also competes
-with its own load generator, and a proxy's CPU time is taken from the server's. The cases
-run target after target (direct, pgbouncer, firewall), and with ``--repeat`` in rounds of
-all three (never one target's runs in a row), so slow drift hits all three alike; the
-median run of each is kept. Every other round runs the targets in reverse order, so no
-proxy always runs right after the other. With ``--repeat`` it also prints the firewall's
-TPS over PgBouncer's round by round: each pair ran back to back, so drift mostly cancels
-out of those ratios, and their spread shows how far one run can be trusted. From eight
-rounds on, a 95 % interval of their median says whether a difference is real; ``--clients
-20 --modes simple --repeat 40`` measures just the headline case that way (about 11
-minutes). Read ratios, not absolute TPS, and re-run before believing a difference of a
-few percent.
-
-PgBouncer is optional: without it the script prints how to install it and still measures
-the other targets, showing PgBouncer as "not installed".
+Starts one throwaway PostgreSQL (``engines.pgcluster``), loads it with ``pgbench -i``, puts
+PgBouncer and ``python -m engines.firewall`` (both transaction pooling, the firewall with every
+guard rule on) in front of it, and runs the same ``pgbench -S`` against each of them and
+against PostgreSQL directly: 1 and 20 clients, the simple and the prepared protocol, and
+``-C``. Prints the table, the firewall/PgBouncer ratios, the verdict on each target and one
+``RESULT firewall ...`` line; ``--help`` lists the flags (``--quick``, ``--duration``,
+``--repeat``, ``--clients``, ``--modes``, ``--scale``, ``--pool-size``). How it measures,
+why the figures are noisy and how to read them: bench/README.md.
 
     .venv/bin/python bench/firewall.py            # about 3 minutes
     .venv/bin/python bench/firewall.py --quick    # about 1 minute
@@ -48,107 +17,54 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import pwd
-import random
-import re
 import shutil
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench._firewall_report import (
+    MODES,
+    ByRound,
+    Case,
+    Outcome,
+    Results,
+    build_cases,
+    judge,
+    log_problems,
+    median_outcome,
+    paired_ratios,
+    parse_pgbench,
+    render_failures,
+    render_firewall_stats,
+    render_rounds,
+    render_table,
+    render_verdicts,
+    result_line,
+)
+from engines.pgcluster import Cluster, ClusterError
+from engines.procs import NotReadyError, die_with_parent, free_port, wait_for_port, wait_until
 
-from engines.pgcluster import Cluster, ClusterError  # noqa: E402
+# The firewall runs as ``python -m engines.firewall`` from the project's folder.
+ROOT = Path(__file__).resolve().parent.parent
 
 PGBOUNCER_INSTALL = (
     "PgBouncer is not installed; to compare with it: apt-get install -y pgbouncer "
     "(Debian/Ubuntu; the packaged service need not run, this script starts its own)"
 )
 PGBENCH_FALLBACK = "/usr/lib/postgresql/15/bin/pgbench"
-TARGETS = ("direct", "pgbouncer", "firewall")
 STARTUP_TIMEOUT = 30.0
-PR_SET_PDEATHSIG = 1
-
-
-# -- what is measured ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Case:
-    """One row of the table: a client count, a protocol, and whether to reconnect."""
-
-    clients: int
-    mode: str  # pgbench -M: simple | prepared
-    connect: bool = False  # pgbench -C
-
-    @property
-    def label(self) -> str:
-        return f"{self.mode}{' -C' if self.connect else ''}"
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What one pgbench run gave: figures when it worked, the error when it did not."""
-
-    tps: float | None = None
-    latency_ms: float | None = None
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.tps is not None
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where pgbench connects; ``missing`` says why it cannot (e.g. not installed)."""
-
-    name: str
-    port: int | None
-    missing: str | None = None
-
-
-MODES = ("simple", "prepared", "connect")
-
-
-def build_cases(clients: Sequence[int], modes: Sequence[str] = MODES) -> list[Case]:
-    """Simple and prepared at every client count, then a new connection per transaction;
-    of those, the ``modes`` asked for."""
-    cases = [Case(c, mode) for c in clients for mode in ("simple", "prepared") if mode in modes]
-    if "connect" in modes:
-        cases += [Case(c, "simple", connect=True) for c in clients]
-    return cases
 
 
 # -- processes ----------------------------------------------------------------------------
-
-
-def die_with_parent() -> Callable[[], None]:
-    """A preexec_fn: the kernel sends SIGTERM to the child if this script dies, even by
-    SIGKILL, so no proxy outlives a benchmark. Runs after the switch of user (which would
-    clear the setting); libc is looked up here, in the parent."""
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:
-            os._exit(1)
-
-    return hook
 
 
 @contextlib.contextmanager
@@ -162,7 +78,8 @@ def background(argv: list[str], log: Path, **kwargs: object) -> Iterator[subproc
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # Ctrl-C reaches only us; we stop it in order
-            preexec_fn=die_with_parent(),  # single-threaded here: safe
+            # SIGTERM should this script die, even by SIGKILL: no proxy outlives a run.
+            preexec_fn=die_with_parent(signal.SIGTERM),  # single-threaded here: safe
             **kwargs,  # type: ignore[arg-type]
         )
     try:
@@ -177,12 +94,6 @@ def background(argv: list[str], log: Path, **kwargs: object) -> Iterator[subproc
                 proc.wait()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def log_tail(log: Path, lines: int = 15) -> str:
     try:
         return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
@@ -190,26 +101,26 @@ def log_tail(log: Path, lines: int = 15) -> str:
         return ""
 
 
-def wait_until(ready: Callable[[], bool], proc: subprocess.Popen[bytes], what: str,
-               log: Path) -> None:  # fmt: skip
-    """Poll ``ready`` until it holds; raise with the log's tail if ``proc`` exits or the
-    start-up takes longer than STARTUP_TIMEOUT."""
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while not ready():
-        if proc.poll() is not None:
-            raise RuntimeError(f"{what} exited {proc.returncode}; its log:\n{log_tail(log)}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} not ready after {STARTUP_TIMEOUT:g} s:\n{log_tail(log)}")
-        time.sleep(0.05)
-
-
-def port_open(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.5):
-        return True
-    return False
+@contextlib.contextmanager
+def starting(what: str, log: Path) -> Iterator[None]:
+    """Turn a failed start-up (the process exited, or was not ready within STARTUP_TIMEOUT)
+    into a RuntimeError naming ``what``, with the tail of its log."""
+    try:
+        yield
+    except NotReadyError as exc:
+        raise RuntimeError(f"{what}: {exc}; its log:\n{log_tail(log)}") from None
 
 
 # -- the three targets --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where pgbench connects; ``missing`` says why it cannot (e.g. not installed)."""
+
+    name: str
+    port: int | None
+    missing: str | None = None
 
 
 def find_pgbench() -> str:
@@ -291,7 +202,8 @@ def pgbouncer(workdir: Path, upstream_port: int, user: str, password: str,
     if owner is not None:
         kwargs.update(user=owner.pw_uid, group=owner.pw_gid, extra_groups=[])
     with background([binary, str(ini)], log, **kwargs) as proc:
-        wait_until(lambda: port_open(port), proc, "pgbouncer", log)
+        with starting("pgbouncer", log):
+            wait_for_port("127.0.0.1", port, STARTUP_TIMEOUT, proc)
         version = subprocess.run([binary, "--version"], capture_output=True, text=True).stdout
         print(f"started {version.splitlines()[0]} on port {port}", file=sys.stderr)
         yield Target("pgbouncer", port)
@@ -313,7 +225,15 @@ def firewall(workdir: Path, upstream_dsn: str, pool_size: int) -> Iterator[tuple
     ]  # fmt: skip
     env = os.environ | {"FIREWALL_UPSTREAM": upstream_dsn, "PYTHONUNBUFFERED": "1"}
     with background(argv, log, cwd=str(ROOT), env=env) as proc:
-        wait_until(lambda: "firewall listening on" in log.read_text(), proc, "firewall", log)
+        # Ready when it says so: a probe of its port would count as a client in its figures.
+        with starting("firewall", log):
+            wait_until(
+                lambda: "firewall listening on" in log.read_text(),
+                STARTUP_TIMEOUT,
+                proc,
+                what="it said it was listening",
+                timed_out=f"no 'firewall listening on' in its log after {STARTUP_TIMEOUT:g} s",
+            )
         print(f"started engines.firewall on port {port}", file=sys.stderr)
         yield Target("firewall", port), metrics_port
 
@@ -349,22 +269,6 @@ def pgbench_argv(pgbench: str, port: int, user: str, db: str, case: Case,
     return [*argv, db]
 
 
-def parse_pgbench(returncode: int, stdout: str, stderr: str) -> Outcome:
-    """TPS and average latency from pgbench's report; the first error when a client
-    aborted or pgbench failed (then the figures, if any, are incomplete and dropped)."""
-    errors = [line for line in stderr.splitlines() if "error" in line.lower()]
-    failed = re.search(r"number of failed transactions: (\d+)", stdout)
-    if returncode != 0 or errors or (failed and int(failed.group(1)) > 0):
-        message = errors[0] if errors else stderr.strip()[-300:] or f"exit {returncode}"
-        message = re.sub(r"^pgbench: error: ", "", message)
-        return Outcome(error=message)
-    tps = re.search(r"^tps = ([\d.]+)", stdout, re.MULTILINE)
-    latency = re.search(r"^latency average = ([\d.]+) ms", stdout, re.MULTILINE)
-    if not tps or not latency:
-        return Outcome(error=f"no tps/latency in pgbench output: {stdout.strip()[-300:]}")
-    return Outcome(tps=float(tps.group(1)), latency_ms=float(latency.group(1)))
-
-
 def run_pgbench(argv: list[str], env: dict[str, str], duration: float) -> Outcome:
     try:
         result = subprocess.run(
@@ -373,236 +277,6 @@ def run_pgbench(argv: list[str], env: dict[str, str], duration: float) -> Outcom
     except subprocess.TimeoutExpired:
         return Outcome(error=f"pgbench did not finish within {duration + 60:g} s")
     return parse_pgbench(result.returncode, result.stdout, result.stderr)
-
-
-def median_outcome(outcomes: list[Outcome]) -> Outcome:
-    """The run with the median TPS (its own latency with it); any failure wins, since a
-    mode that fails sometimes does not work."""
-    failed = [o for o in outcomes if not o.ok]
-    if failed:
-        return failed[0]
-    ranked = sorted(outcomes, key=lambda o: o.tps or 0.0)
-    return ranked[(len(ranked) - 1) // 2]
-
-
-# -- the report ---------------------------------------------------------------------------
-
-
-Results = dict[tuple[Case, str], Outcome]
-ByRound = dict[Case, list[float]]  # a case's firewall/PgBouncer TPS ratios, round by round
-
-
-def added_us(results: Results, case: Case, target: str) -> float | None:
-    """Average latency the target adds over direct in the same case, in µs."""
-    mine, direct = results.get((case, target)), results.get((case, "direct"))
-    if not (mine and direct and mine.ok and direct.ok):
-        return None
-    assert mine.latency_ms is not None
-    assert direct.latency_ms is not None
-    return (mine.latency_ms - direct.latency_ms) * 1000.0
-
-
-def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or denominator is None or denominator <= 0:
-        return None
-    return numerator / denominator
-
-
-def tps_ratio(results: Results, case: Case) -> float | None:
-    fw, pgb = results.get((case, "firewall")), results.get((case, "pgbouncer"))
-    if not (fw and pgb and fw.ok and pgb.ok):
-        return None
-    return ratio(fw.tps, pgb.tps)
-
-
-def fmt_tps(outcome: Outcome | None, missing: str | None) -> str:
-    if missing:
-        return missing
-    if outcome is None:
-        return "-"
-    return f"{outcome.tps:,.0f}" if outcome.ok else "fails"
-
-
-def fmt_num(value: float | None, spec: str) -> str:
-    return "n/a" if value is None else format(value, spec)
-
-
-def fmt_latency_ratio(fw_add: float | None, pgb_add: float | None) -> str:
-    """The ratio of added latencies; "<0" when the firewall is faster than direct (a
-    negative ratio would read as a magnitude)."""
-    value = ratio(fw_add, pgb_add)
-    return "<0" if value is not None and value < 0 else fmt_num(value, ".2f")
-
-
-def render_table(results: Results, cases: list[Case], missing: dict[str, str | None]) -> str:
-    header = (
-        "clients", "mode", "direct TPS", "pgbouncer TPS", "firewall TPS", "fw/pgb TPS",
-        "+µs pgbouncer", "+µs firewall", "fw/pgb +µs",
-    )  # fmt: skip
-    rows = [header]
-    for case in cases:
-        pgb_add, fw_add = added_us(results, case, "pgbouncer"), added_us(results, case, "firewall")
-        rows.append((
-            str(case.clients),
-            case.label,
-            *(fmt_tps(results.get((case, t)), missing.get(t)) for t in TARGETS),
-            fmt_num(tps_ratio(results, case), ".2f"),
-            fmt_num(pgb_add, ",.0f"),
-            fmt_num(fw_add, ",.0f"),
-            fmt_latency_ratio(fw_add, pgb_add),
-        ))  # fmt: skip
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    lines = []
-    for n, row in enumerate(rows):
-        cells = [cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in
-                 enumerate(zip(row, widths, strict=True))]  # fmt: skip
-        lines.append("  ".join(cells).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-# From this many rounds on, the round-by-round ratios get an interval: with fewer, resampling
-# a median has too few values to say much.
-INTERVAL_ROUNDS = 8
-
-
-def median_interval(values: list[float], draws: int = 4000) -> tuple[float, float]:
-    """A 95 % bootstrap interval for the median of ``values``; a fixed seed, so the same
-    rounds always print the same interval."""
-    rng = random.Random(0)
-    medians = sorted(statistics.median(rng.choices(values, k=len(values))) for _ in range(draws))
-    return medians[int(0.025 * draws)], medians[int(0.975 * draws) - 1]
-
-
-def render_rounds(by_round: ByRound) -> list[str]:
-    """Each case's firewall/PgBouncer TPS ratios round by round, with their median and
-    range; nothing when there was one round or no PgBouncer."""
-    lines = []
-    for case, ratios in by_round.items():
-        if len(ratios) < 2:
-            continue
-        summary = (
-            f"median {statistics.median(ratios):.2f}, range {min(ratios):.2f}-{max(ratios):.2f}"
-        )
-        if len(ratios) >= INTERVAL_ROUNDS:
-            low, high = median_interval(ratios)
-            summary += f", 95 % interval of the median {low:.3f}-{high:.3f}"
-        lines.append(
-            f"  c={case.clients} {case.label}: {' '.join(f'{r:.2f}' for r in ratios)}  ({summary})"
-        )
-    if lines:
-        lines.insert(0, "fw/pgb TPS, round by round (each pair ran back to back):")
-    return lines
-
-
-def render_failures(results: Results, cases: list[Case]) -> list[str]:
-    return [
-        f"  {target} {case.label} c={case.clients} fails: {outcome.error}"
-        for case in cases
-        for target in TARGETS
-        if (outcome := results.get((case, target))) is not None and outcome.error
-    ]
-
-
-@dataclass(frozen=True)
-class Verdict:
-    tps_ratio: float | None
-    tps_clients: int
-    tps_rounds: tuple[float, ...]  # the same case's round-by-round ratios
-    latency_ratio: float | None
-    latency_clients: int
-    latency_met: bool | None
-    prepared_ok: bool | None  # None: not measured (--modes without prepared)
-    pgbouncer_prepared: str  # ok | fail | n/a
-    pgbouncer_missing: bool = False
-
-
-def judge(results: Results, cases: list[Case], pgbouncer_missing: bool,
-          by_round: ByRound) -> Verdict:  # fmt: skip
-    plain = [c for c in cases if c.mode == "simple" and not c.connect]
-    many = max(plain, key=lambda c: c.clients)
-    few = min(plain, key=lambda c: c.clients)
-    pgb_add, fw_add = added_us(results, few, "pgbouncer"), added_us(results, few, "firewall")
-    latency_met = None
-    if pgb_add is not None and fw_add is not None and pgb_add > 0:
-        latency_met = fw_add <= 1.5 * pgb_add
-    prepared = [c for c in cases if c.mode == "prepared"]
-    prepared_ok = all(results[(c, "firewall")].ok for c in prepared) if prepared else None
-    if pgbouncer_missing or not prepared:
-        pgb_prepared = "n/a"
-    else:
-        pgb_prepared = "ok" if all(results[(c, "pgbouncer")].ok for c in prepared) else "fail"
-    return Verdict(
-        tps_ratio(results, many), many.clients, tuple(by_round.get(many, ())),
-        ratio(fw_add, pgb_add), few.clients,
-        latency_met, prepared_ok, pgb_prepared, pgbouncer_missing,
-    )  # fmt: skip
-
-
-def render_verdicts(v: Verdict) -> list[str]:
-    def met(flag: bool | None) -> str:
-        return "undetermined" if flag is None else ("met" if flag else "NOT met")
-
-    tps_met = None if v.tps_ratio is None else v.tps_ratio >= 1.0
-    tps_note = ""
-    if len(v.tps_rounds) >= INTERVAL_ROUNDS:
-        low, high = median_interval(list(v.tps_rounds))
-        if low < 1.0 <= high:
-            tps_note = (
-                f" (95 % interval of the rounds' median {low:.3f}-{high:.3f}: level with "
-                "PgBouncer within this machine's noise)"
-            )
-    elif len(v.tps_rounds) > 1 and min(v.tps_rounds) < 1.0 <= max(v.tps_rounds):
-        tps_note = (
-            f" (rounds {min(v.tps_rounds):.2f}-{max(v.tps_rounds):.2f}, either side of "
-            "1.0: a single run could land on either)"
-        )
-    latency_note = ""
-    if v.pgbouncer_missing:
-        latency_note = " (no PgBouncer to compare with)"
-    elif v.latency_met is None:
-        latency_note = " (PgBouncer's added latency is missing or not above zero: no ratio)"
-    return [
-        f"target: {v.tps_clients}-client TPS >= PgBouncer's (simple): "
-        f"ratio {fmt_num(v.tps_ratio, '.2f')} -> {met(tps_met)}{tps_note}",
-        f"target: {v.latency_clients}-client added latency <= 1.5x PgBouncer's (simple): "
-        f"ratio {fmt_num(v.latency_ratio, '.2f')} -> {met(v.latency_met)}{latency_note}",
-        "target: prepared protocol through the firewall: "
-        + (
-            "not measured (--modes)"
-            if v.prepared_ok is None
-            else f"{'ok' if v.prepared_ok else 'fails'} -> {met(v.prepared_ok)}; "
-            f"PgBouncer prepared: {v.pgbouncer_prepared}"
-        ),
-    ]
-
-
-def result_line(v: Verdict) -> str:
-    return (
-        f"RESULT firewall tps20_ratio={fmt_num(v.tps_ratio, '.2f')} "
-        f"added_latency1_ratio={fmt_num(v.latency_ratio, '.2f')} "
-        f"prepared={'n/a' if v.prepared_ok is None else ('ok' if v.prepared_ok else 'fail')} "
-        f"pgbouncer_prepared={v.pgbouncer_prepared}"
-    )
-
-
-def render_firewall_stats(stats: dict[str, object] | None) -> str:
-    if stats is None:
-        return "firewall's own figures: unavailable (stats endpoint did not answer)"
-    guard = stats.get("guard") or {}
-    latency = stats.get("latency") or {}
-    pools = stats.get("pools") or []
-    connects = sum(p.get("connects", 0) for p in pools if isinstance(p, dict))
-    assert isinstance(guard, dict)
-    assert isinstance(latency, dict)
-    return (
-        f"firewall's own figures: logins={stats.get('logins')} "
-        f"login_failures={stats.get('login_failures')} "
-        f"guard_checked={guard.get('checked')} cache_hits={guard.get('cache_hits')} "
-        f"blocked={sum(guard.get('blocked', {}).values())} server_connects={connects} "
-        f"round_trip_mean_us={latency.get('mean_us')} p99_us<={latency.get('p99_us')}"
-    )
 
 
 # -- main ---------------------------------------------------------------------------------
@@ -659,17 +333,6 @@ def initialise(pgbench: str, port: int, user: str, db: str, scale: int,
         raise RuntimeError(f"pgbench -i failed:\n{result.stderr.strip()}")
 
 
-def paired_ratios(rounds: list[dict[str, Outcome]]) -> list[float]:
-    """The firewall's TPS over PgBouncer's in each round where both worked: the two ran
-    back to back, so slow drift of the machine moves both and mostly cancels out."""
-    return [
-        fw.tps / pgb.tps
-        for run in rounds
-        if (fw := run.get("firewall")) and (pgb := run.get("pgbouncer"))
-        and fw.ok and pgb.ok and fw.tps is not None and pgb.tps
-    ]  # fmt: skip
-
-
 def measure(pgbench: str, targets: dict[str, Target], cases: list[Case], args: argparse.Namespace,
             user: str, db: str, env: dict[str, str]) -> tuple[Results, ByRound]:  # fmt: skip
     """Every case against every available target: within a case, rounds of target after
@@ -704,14 +367,6 @@ def measure(pgbench: str, targets: dict[str, Target], cases: list[Case], args: a
             results[(case, target.name)] = median_outcome(outcomes[target.name])
         by_round[case] = paired_ratios(rounds)
     return results, by_round
-
-
-def log_problems(log: Path) -> list[str]:
-    """The firewall's warning, error and traceback lines: a pooler that copes under load
-    by failing quietly would otherwise look fine in the table."""
-    markers = ("level=ERROR", "level=WARNING", "level=CRITICAL", "Traceback")
-    lines = log.read_text(errors="replace").splitlines()
-    return [line for line in lines if any(m in line for m in markers)]
 
 
 def world_traversable_tmpdir() -> Path:

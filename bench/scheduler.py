@@ -45,12 +45,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from engines.scheduler import Scheduler, measure  # noqa: E402
-from engines.scheduler.cli import ProgressBar  # noqa: E402
+from bench._report import fmt, met, ratio, table
+from engines.scheduler import Scheduler, measure
+from engines.scheduler.cli import ProgressBar
 
 LATENCY_ROUNDS = 5  # hot latency rounds per repetition: cheap, and the noisiest figure
 
@@ -154,21 +153,13 @@ def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or not b else a / b
-
-
-def fmt(value: float | None, spec: str, scale: float = 1.0) -> str:
-    return "n/a" if value is None else format(value / scale, spec)
-
-
 def fmt_ns(ns: float | None) -> str:
     if ns is None:
         return "n/a"
     return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0]
         + ". Ends with one line: RESULT scheduler native_ratio=... fib_ratio=... "
@@ -197,7 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.probes //= 5
         args.fib -= 2
         args.repeat = 1
+    return args
 
+
+def run(args: argparse.Namespace) -> tuple[dict[str, list[float]], dict[str, Any], str | None]:
+    """Every repetition of every measurement: the figures of each round, the scheduler's own
+    counters, and why oneTBB was not measured (None when it was)."""
     with tempfile.TemporaryDirectory() as tmp:
         tbb_exe, tbb_missing = build_tbb(Path(tmp))
         if tbb_missing:
@@ -234,7 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 record(fig, "parked", parked)
             own = s.stats()
         bar.close()
+    return fig, own, tbb_missing
 
+
+def report(fig: dict[str, list[float]], own: dict[str, Any], args: argparse.Namespace,
+           tbb_missing: str | None) -> list[str]:  # fmt: skip
+    """The table (medians of the rounds), every round's headline figures, the verdict on
+    each target, the scheduler's own counters and the RESULT line."""
     m = {k: median(v) for k, v in fig.items()}
     fib_tasks = measure.fib_tasks(args.fib, args.cutoff)
     native_ratio = ratio(m["native"], m["tbb_native"])
@@ -256,16 +258,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("latency parked P50 / P99", f"{fmt_ns(m['parked'])} / {fmt_ns(m['parked_p99'])}",
          "-", "-", "-"),
     ]  # fmt: skip
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    print(f"engines.scheduler vs oneTBB / ThreadPoolExecutor, {args.workers} working threads, "
-          f"median of {args.repeat}")  # fmt: skip
-    for n, row in enumerate(rows):
-        cells = zip(row, widths, strict=True)
-        print("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(cells)))
-        if n == 0:
-            print("  ".join("-" * w for w in widths))
+    lines = [
+        f"engines.scheduler vs oneTBB / ThreadPoolExecutor, {args.workers} working threads, "
+        f"median of {args.repeat}",
+        *table(rows),
+    ]
     if tbb_missing:
-        print(f"oneTBB: {tbb_missing}")
+        lines.append(f"oneTBB: {tbb_missing}")
     for name, values, scale, spec in (
         ("native M jobs/s", fig["native"], 1e6, ".2f"),
         ("oneTBB M tasks/s", fig["tbb_native"], 1e6, ".2f"),
@@ -273,25 +272,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("parked P50 ns", fig["parked"], 1, ".0f"),
     ):
         if values:
-            print(f"runs, {name}: " + ", ".join(format(v / scale, spec) for v in values))
-
-    def met(flag: bool | None) -> str:
-        return "undetermined" if flag is None else ("met" if flag else "NOT met")
-
-    print(f"target: native ratio >= 1.0 -> "
-          f"{met(None if native_ratio is None else native_ratio >= 1.0)}")  # fmt: skip
-    print(f"target: Python >= 10x ThreadPoolExecutor -> "
-          f"{met(None if python_ratio is None else python_ratio >= 10)}")  # fmt: skip
-    print(f"target: hot P50 < 1 µs -> {met(None if m['hot'] is None else m['hot'] < 1000)}")
-    print(f"scheduler's own figures: executed={own['totals']['executed']:,} "
-          f"stolen={own['totals']['stolen']:,} parks={own['totals']['parks']:,} "
-          f"pool_waits={own['pool']['waits']:,}")  # fmt: skip
-    print(
+            lines.append(f"runs, {name}: " + ", ".join(format(v / scale, spec) for v in values))
+    totals, pool = own["totals"], own["pool"]
+    lines += [
+        "target: native ratio >= 1.0 -> "
+        f"{met(None if native_ratio is None else native_ratio >= 1.0)}",
+        "target: Python >= 10x ThreadPoolExecutor -> "
+        f"{met(None if python_ratio is None else python_ratio >= 10)}",
+        f"target: hot P50 < 1 µs -> {met(None if m['hot'] is None else m['hot'] < 1000)}",
+        f"scheduler's own figures: executed={totals['executed']:,} "
+        f"stolen={totals['stolen']:,} parks={totals['parks']:,} pool_waits={pool['waits']:,}",
         f"RESULT scheduler native_ratio={fmt(native_ratio, '.2f')} "
         f"fib_ratio={fmt(fib_ratio, '.2f')} python_ratio={fmt(python_ratio, '.1f')} "
         f"hot_p50_ns={fmt(m['hot'], '.0f')} parked_p50_ns={fmt(m['parked'], '.0f')} "
-        f"native_jobs_per_s={fmt(m['native'], '.0f')} tbb_jobs_per_s={fmt(m['tbb_native'], '.0f')}"
-    )
+        f"native_jobs_per_s={fmt(m['native'], '.0f')} tbb_jobs_per_s={fmt(m['tbb_native'], '.0f')}",
+    ]
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    fig, own, tbb_missing = run(args)
+    print("\n".join(report(fig, own, args, tbb_missing)))
     return 0
 
 

@@ -12,22 +12,19 @@ Kept free of Django so the tests can start the same commands.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from engines.procs import NotReadyError, die_with_parent, port_open, wait_for_port
 
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+logger = logging.getLogger(__name__)
 
 
 class StackError(RuntimeError):
@@ -55,38 +52,6 @@ def redis_server_command(port: int, data_dir: Path) -> list[str]:
     ]  # fmt: skip
 
 
-def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
-    """Whether something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def wait_for_port(
-    host: str, port: int, timeout: float, process: subprocess.Popen | None = None
-) -> None:
-    """Block until host:port accepts connections; StackError on timeout or if process exits."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if port_open(host, port):
-            return
-        if process is not None and process.poll() is not None:
-            raise StackError(
-                f"exited with code {process.returncode} before listening on {host}:{port}"
-            )
-        time.sleep(0.05)
-    raise StackError(f"nothing listening on {host}:{port} after {timeout:g} s")
-
-
-def free_port() -> int:
-    """A TCP port the kernel considers free right now, on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Service:
     """One supervised process: its command, and the port that says it is ready."""
@@ -104,14 +69,6 @@ class Service:
     on_ready: Callable[[], str] | None = None
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux for SIGTERM when the supervisor dies, so even a
-    SIGKILLed supervisor leaves no service behind."""
-    if sys.platform == "linux":
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
 def start(service: Service, stdout=None) -> subprocess.Popen:
     """Start a service in its own session (own process group), so the terminal's Ctrl-C
     reaches only the supervisor, which then stops the group in order."""
@@ -122,7 +79,9 @@ def start(service: Service, stdout=None) -> subprocess.Popen:
         stderr=subprocess.STDOUT if stdout is not None else None,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        preexec_fn=_die_with_parent,  # safe: the supervisor forks from one thread
+        # SIGTERM should the supervisor die, even by SIGKILL: no service is left behind.
+        # A preexec_fn is safe here: the supervisor forks from its one thread.
+        preexec_fn=die_with_parent(signal.SIGTERM),
     )
 
 
@@ -176,7 +135,7 @@ class Supervisor:
             if service.ready_port:
                 try:
                     wait_for_port(*service.ready_port, service.ready_timeout, process)
-                except StackError as exc:
+                except NotReadyError as exc:
                     self._drain(0)
                     raise StackError(f"{service.name}: {exc}") from None
             self._drain(0)

@@ -17,8 +17,9 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
+from engines.procs import wait_for_port
 from portfolio.celery import QUEUES
-from portfolio.stack import Service, start, stop, wait_for_port
+from portfolio.stack import Service, start, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 

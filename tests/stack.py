@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from portfolio.stack import Service, free_port, redis_server_command, start, stop, wait_for_port
+from engines.procs import free_port, wait_for_port
+from portfolio.stack import Service, redis_server_command, start, stop
 
 _processes: list[subprocess.Popen] = []
 _run_dir: Path | None = None

@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import signal
-import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -32,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+from engines.procs import free_ports
 
 from .binaries import Binaries, binaries_at, find_binaries
 from .errors import (
@@ -52,17 +53,6 @@ logger = logging.getLogger(__name__)
 STATE_FILE = "cluster.json"
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,30}")
 _START_ATTEMPTS = 4
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports free on loopback right now (all held while choosing)."""
-    with contextlib.ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket())
-            sock.bind(("127.0.0.1", 0))
-            ports.append(sock.getsockname()[1])
-        return ports
 
 
 class Cluster:

@@ -26,20 +26,18 @@ waits for), then a TCP connection to the port.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlencode
+
+from engines.procs import LOOPBACK, die_with_parent, pid_alive, port_open
 
 from .binaries import Binaries
 from .errors import ClusterError, InitError, PortInUseError, StartError
@@ -47,7 +45,6 @@ from .runas import ServerUser
 
 logger = logging.getLogger(__name__)
 
-PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 LOG_ROTATE_BYTES = 10 * 1024 * 1024
 SOCKET_PATH_MAX = 107  # sizeof(sockaddr_un.sun_path) - 1 on Linux
 _INCLUDE_LINE = "include 'pgcluster.conf'  # engines.pgcluster's settings; keep last\n"
@@ -82,23 +79,6 @@ class InstanceStatus:
     data_dir: Path
 
 
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) process."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc: ask the kernel
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    return fields[0] not in ("Z", "X")
-
-
 def _looks_like_postgres(pid: int) -> bool:
     try:
         argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
@@ -107,33 +87,6 @@ def _looks_like_postgres(pid: int) -> bool:
     except OSError:
         return True  # cannot tell: trust the pid file
     return b"postgres" in os.path.basename(argv0) or b"postmaster" in argv0
-
-
-def port_open(port: int, timeout: float = 0.5) -> bool:
-    """Whether something accepts TCP connections on 127.0.0.1:``port``."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
-def _die_with_parent_hook() -> Callable[[], None]:
-    """A preexec_fn asking the kernel for SIGINT (a fast shutdown) when our thread dies.
-
-    It runs in the child after the switch of user (which would clear the setting) and before
-    exec. libc is looked up here, in the parent, so the child does no dlopen: another
-    thread may hold the loader's lock at fork time.
-    """
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    parent = os.getpid()
-
-    def hook() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGINT)
-        if os.getppid() != parent:  # the parent died before prctl: nobody would stop us
-            os._exit(1)
-
-    return hook
 
 
 class Instance:
@@ -395,7 +348,7 @@ class Instance:
         """Whether the server says it is ready and accepts TCP connections."""
         lines = self.pid_file()
         status = lines[7].strip() if len(lines) > 7 else ""
-        return status == "ready" and port_open(self.running_port() or self.port)
+        return status == "ready" and port_open(LOOPBACK, self.running_port() or self.port)
 
     def launch(self, attached: bool) -> None:
         """Start the server in the background; ``wait_started`` tells how it went."""
@@ -405,7 +358,8 @@ class Instance:
         with os.fdopen(fd, "ab") as log:
             self.user.own(self.log_path)
             self._log_offset = log.seek(0, os.SEEK_END)
-            preexec = _die_with_parent_hook() if attached and sys.platform == "linux" else None
+            # SIGINT, a fast shutdown, should this thread die (see the module's docstring).
+            preexec = die_with_parent(signal.SIGINT) if attached else None
             self.process = subprocess.Popen(
                 [self.binaries.path("postgres"), "-D", str(self.pgdata)],
                 stdin=subprocess.DEVNULL,

@@ -8,8 +8,8 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 from demos.status import probe_celery, probe_http, probe_redis
+from engines.procs import free_port
 from portfolio.asgi import application
-from portfolio.stack import free_port
 
 pytestmark = [pytest.mark.timeout(90)]
 

@@ -22,7 +22,7 @@ import brotli
 import pytest
 from django.conf import settings
 
-from portfolio.stack import free_port, port_open
+from engines.procs import free_port, pid_alive, port_open
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -53,14 +53,6 @@ def descendants(pid: int) -> set[int]:
             found.add(child)
             todo.append(child)
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def django_environ(pid: int) -> dict[str, str]:
@@ -186,9 +178,9 @@ def run_stack_once(tmp_path: Path, web_port: int, redis_port: int, ports: dict[s
             stack.kill()
     assert stack.returncode == 0, "".join(output)
     deadline = time.monotonic() + 10
-    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+    while any(pid_alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not [pid for pid in children if alive(pid)], "processes left behind"
+    assert not [pid for pid in children if pid_alive(pid)], "processes left behind"
     assert not port_open("127.0.0.1", web_port)
     assert not port_open("127.0.0.1", redis_port)
     assert not port_open(*firewall)

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 
 from engines.pgcluster import Cluster
-from engines.pgcluster.instance import port_open
+from engines.procs import port_open
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -98,7 +98,7 @@ def test_status_exit_codes_follow_the_servers(data_dir: Path) -> None:
     down = cli("down", "--data-dir", str(data_dir))
     assert down.returncode == 0, down.stderr
     assert cli("status", "--data-dir", str(data_dir)).returncode == 1
-    assert not any(port_open(r["port"]) for r in as_json)
+    assert not any(port_open("127.0.0.1", r["port"]) for r in as_json)
 
 
 def test_foreground_stops_its_servers_on_sigterm(data_dir: Path) -> None:
@@ -113,7 +113,7 @@ def test_foreground_stops_its_servers_on_sigterm(data_dir: Path) -> None:
     finally:
         proc.kill()
         proc.wait()
-    assert not any(port_open(r.port) for r in rows)
+    assert not any(port_open("127.0.0.1", r.port) for r in rows)
     assert cli("status", "--data-dir", str(data_dir)).returncode == 1
 
 
@@ -125,7 +125,7 @@ def test_foreground_killed_takes_its_servers_along(data_dir: Path) -> None:
     proc.kill()  # SIGKILL: no handler runs; the kernel tells the servers (PR_SET_PDEATHSIG)
     proc.wait()
 
-    assert _wait(lambda: not any(port_open(r.port) for r in rows))
+    assert _wait(lambda: not any(port_open("127.0.0.1", r.port) for r in rows))
     assert _wait(lambda: not any(r.pid for r in Cluster(data_dir).status()))
 
 

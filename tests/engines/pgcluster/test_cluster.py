@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import stat
 import tempfile
 import time
@@ -18,7 +17,7 @@ import pytest
 from psycopg import errors
 
 from engines.pgcluster import Cluster, ClusterError, DataDirError
-from engines.pgcluster.instance import port_open
+from engines.procs import free_port, port_open
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
@@ -35,7 +34,7 @@ def test_status_reports_both_instances_up(cluster: Cluster) -> None:
     assert [r.name for r in rows] == ["pg0", "pg1"]
     assert all(r.up and r.pid for r in rows)
     assert len({r.port for r in rows}) == 2
-    assert all(port_open(r.port) for r in rows)
+    assert all(port_open("127.0.0.1", r.port) for r in rows)
     assert rows[0].version[0].isdigit()
     assert rows[0].bindir == str(cluster.instances[0].binaries.bindir)
     assert rows[0].tls == (cluster.ca_file is not None)
@@ -184,9 +183,7 @@ def test_status_from_another_object_sees_the_same(cluster: Cluster) -> None:
 
 
 def test_explicit_port_of_a_running_instance_must_match(cluster: Cluster) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        other = s.getsockname()[1]
+    other = free_port()
     with pytest.raises(ClusterError, match="already running on port"):
         Cluster(cluster.data_dir, instances=2, base_port=other).up()
 
@@ -212,7 +209,7 @@ def test_down_stops_both_and_up_brings_back_the_data(cluster: Cluster) -> None:
     cluster.down()
 
     assert not any(r.up or r.pid for r in cluster.status())
-    assert not any(port_open(p) for p in ports)
+    assert not any(port_open("127.0.0.1", p) for p in ports)
     assert not any((i.pgdata / "postmaster.pid").exists() for i in cluster.instances)
 
     cluster.up()
