@@ -1,8 +1,9 @@
 """A sans-IO codec for the PostgreSQL frontend/backend protocol 3.0.
 
-Why it exists: the SQL firewall and the SQL router sit between clients and PostgreSQL and
-must read just enough of the conversation to decide (a Query's text, a Parse's statement,
-a ReadyForQuery's transaction status) while passing everything else on byte for byte.
+Why it exists: the SQL firewall (``engines.firewall``) sits between clients and PostgreSQL
+and must read just enough of the conversation to decide (a Query's text, a Parse's
+statement, a ReadyForQuery's transaction status) while passing everything else on byte for
+byte; the planned SQL router will use it the same way.
 This package turns bytes into message objects and message objects into bytes and never
 touches a socket, in the manner of h11 and wsproto: the proxies own the asyncio sockets,
 and every byte-level rule is tested here without any.
@@ -10,10 +11,10 @@ and every byte-level rule is tested here without any.
 The pieces:
 
 ``messages``
-    One slotted dataclass per message, for both directions, each with ``encode()`` and a
-    ``decode(payload)`` classmethod; ``decode_frontend`` / ``decode_backend`` /
-    ``decode_startup`` dispatch on the type byte; ``error_response()`` builds the
-    ErrorResponse a proxy answers with.
+    One slotted dataclass per message, each with ``encode()`` and a ``decode(payload)``
+    classmethod, in a module per sender (``startup``, ``frontend``, ``backend``);
+    ``decode_frontend`` / ``decode_backend`` / ``decode_startup`` dispatch on the type
+    byte; ``error_response()`` builds the ErrorResponse a proxy answers with.
 ``parser``
     ``FrontendParser`` (reads a client: untyped startup packets, then typed messages) and
     ``BackendParser`` (reads a server). Feed arbitrary chunks with ``feed()``; take whole
@@ -37,154 +38,15 @@ A minimal client login, with the socket left to the caller::
         ...
 """
 
-from .auth import SCRAM_SHA_256, ScramClient, ScramServer, ScramVerifier, md5_password, saslprep
-from .errors import AuthenticationError, PgWireError, ProtocolError
-from .messages import (
-    CANCEL_REQUEST_CODE,
-    FIELD_CODES,
-    GSSENC_REQUEST_CODE,
-    PROTOCOL_3_0,
-    SSL_REQUEST_CODE,
-    AuthenticationCleartextPassword,
-    AuthenticationGSS,
-    AuthenticationGSSContinue,
-    AuthenticationKerberosV5,
-    AuthenticationMD5Password,
-    AuthenticationOk,
-    AuthenticationSASL,
-    AuthenticationSASLContinue,
-    AuthenticationSASLFinal,
-    AuthenticationSSPI,
-    BackendKeyData,
-    BackendMessage,
-    Bind,
-    BindComplete,
-    CancelRequest,
-    Close,
-    CloseComplete,
-    CommandComplete,
-    CopyBothResponse,
-    CopyData,
-    CopyDone,
-    CopyFail,
-    CopyInResponse,
-    CopyOutResponse,
-    DataRow,
-    Describe,
-    EmptyQueryResponse,
-    EncryptionResponse,
-    ErrorResponse,
-    Execute,
-    FieldDescription,
-    Flush,
-    FrontendMessage,
-    FunctionCall,
-    FunctionCallResponse,
-    GSSENCRequest,
-    GSSResponse,
-    NegotiateProtocolVersion,
-    NoData,
-    NoticeResponse,
-    NotificationResponse,
-    ParameterDescription,
-    ParameterStatus,
-    Parse,
-    ParseComplete,
-    PasswordMessage,
-    PortalSuspended,
-    Query,
-    ReadyForQuery,
-    RowDescription,
-    SASLInitialResponse,
-    SASLResponse,
-    SSLRequest,
-    StartupMessage,
-    StartupPacket,
-    Sync,
-    Terminate,
-    decode_backend,
-    decode_frontend,
-    decode_startup,
-    error_response,
-)
-from .parser import BackendParser, FrontendParser
+from . import auth, errors, messages, parser
+from .auth import *  # noqa: F403  (each module's __all__ names its public names once)
+from .errors import *  # noqa: F403
+from .messages import *  # noqa: F403
+from .parser import *  # noqa: F403
 
-__all__ = [
-    "CANCEL_REQUEST_CODE",
-    "FIELD_CODES",
-    "GSSENC_REQUEST_CODE",
-    "PROTOCOL_3_0",
-    "SCRAM_SHA_256",
-    "SSL_REQUEST_CODE",
-    "AuthenticationCleartextPassword",
-    "AuthenticationError",
-    "AuthenticationGSS",
-    "AuthenticationGSSContinue",
-    "AuthenticationKerberosV5",
-    "AuthenticationMD5Password",
-    "AuthenticationOk",
-    "AuthenticationSASL",
-    "AuthenticationSASLContinue",
-    "AuthenticationSASLFinal",
-    "AuthenticationSSPI",
-    "BackendKeyData",
-    "BackendMessage",
-    "BackendParser",
-    "Bind",
-    "BindComplete",
-    "CancelRequest",
-    "Close",
-    "CloseComplete",
-    "CommandComplete",
-    "CopyBothResponse",
-    "CopyData",
-    "CopyDone",
-    "CopyFail",
-    "CopyInResponse",
-    "CopyOutResponse",
-    "DataRow",
-    "Describe",
-    "EmptyQueryResponse",
-    "EncryptionResponse",
-    "ErrorResponse",
-    "Execute",
-    "FieldDescription",
-    "Flush",
-    "FrontendMessage",
-    "FrontendParser",
-    "FunctionCall",
-    "FunctionCallResponse",
-    "GSSENCRequest",
-    "GSSResponse",
-    "NegotiateProtocolVersion",
-    "NoData",
-    "NoticeResponse",
-    "NotificationResponse",
-    "ParameterDescription",
-    "ParameterStatus",
-    "Parse",
-    "ParseComplete",
-    "PasswordMessage",
-    "PgWireError",
-    "PortalSuspended",
-    "ProtocolError",
-    "Query",
-    "ReadyForQuery",
-    "RowDescription",
-    "SASLInitialResponse",
-    "SASLResponse",
-    "SSLRequest",
-    "ScramClient",
-    "ScramServer",
-    "ScramVerifier",
-    "StartupMessage",
-    "StartupPacket",
-    "Sync",
-    "Terminate",
-    "decode_backend",
-    "decode_frontend",
-    "decode_startup",
-    "error_response",
-    "md5_password",
-    "saslprep",
-]
+# The forms below (``+=`` of a submodule's ``__all__``) are the ones type checkers follow.
+__all__: list[str] = []
+__all__ += auth.__all__
+__all__ += errors.__all__
+__all__ += messages.__all__
+__all__ += parser.__all__

@@ -33,25 +33,23 @@ from typing import NoReturn
 
 from .errors import ProtocolError
 from .messages import (
-    BACKEND_DECODERS,
     BackendMessage,
     CancelRequest,
     EncryptionResponse,
     FrontendMessage,
     GSSENCRequest,
-    GSSResponse,
     PasswordMessage,
     SASLInitialResponse,
     SASLResponse,
     SSLRequest,
     StartupMessage,
     StartupPacket,
-    _describe_type,
-    _run,
     decode_backend,
     decode_frontend,
     decode_startup,
 )
+from .messages.authentication import _AuthResponse
+from .messages.base import BACKEND_DECODERS, _describe_type, _run
 
 __all__ = ["BackendParser", "FrontendParser"]
 
@@ -80,7 +78,8 @@ AUTH_MESSAGE_LIMIT = 65_535
 DEFAULT_FRONTEND_MAX = 64 * 1024 * 1024
 DEFAULT_BACKEND_MAX = 1024 * 1024 * 1024
 
-PasswordType = type[PasswordMessage | SASLInitialResponse | SASLResponse | GSSResponse]
+# The 'p' message classes: PasswordMessage, SASLInitialResponse, SASLResponse, GSSResponse.
+PasswordType = type[_AuthResponse]
 
 
 class _Parser:
@@ -285,7 +284,11 @@ class FrontendParser(_Parser):
         PasswordMessage (cleartext, MD5), SASLInitialResponse (after AuthenticationSASL),
         SASLResponse (after AuthenticationSASLContinue; set automatically after a
         SASLInitialResponse is decoded) or GSSResponse."""
-        if password_type not in (PasswordMessage, SASLInitialResponse, SASLResponse, GSSResponse):
+        if not (
+            isinstance(password_type, type)
+            and issubclass(password_type, _AuthResponse)
+            and password_type is not _AuthResponse
+        ):
             raise TypeError(f"{password_type!r} is not a 'p' message class")
         self._password_type = password_type
 

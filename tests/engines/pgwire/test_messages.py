@@ -3,6 +3,8 @@ malformed bodies are refused with ProtocolError instead of a struct or index err
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import struct
 
 import pytest
@@ -30,6 +32,7 @@ from engines.pgwire import (
     decode_startup,
     error_response,
 )
+from engines.pgwire.messages.base import typed
 
 from .samples import BACKEND, FRONTEND, PASSWORD, STARTUP
 
@@ -75,10 +78,47 @@ def test_every_message_class_has_a_sample():
     exported = {
         obj
         for name in pgwire.__all__
-        if isinstance(obj := getattr(pgwire, name), type) and hasattr(obj, "encode")
+        if dataclasses.is_dataclass(obj := getattr(pgwire, name)) and hasattr(obj, "encode")
     }
     exported.discard(pgwire.EncryptionResponse)  # one unframed byte, tested with the parser
     assert exported - sampled == set()
+
+
+BOTH_WAYS = {pgwire.CopyData, pgwire.CopyDone}
+
+
+def test_direction_bases_hold_exactly_their_messages():
+    """FrontendMessage, BackendMessage and StartupPacket answer isinstance as the unions of
+    the same names did (CopyData and CopyDone are sent both ways)."""
+    for samples, base in [
+        (FRONTEND + PASSWORD, pgwire.FrontendMessage),
+        (BACKEND, pgwire.BackendMessage),
+        (STARTUP, pgwire.StartupPacket),
+    ]:
+        others = [m for m in STARTUP + FRONTEND + PASSWORD + BACKEND if m not in samples]
+        assert all(isinstance(m, base) for m in samples)
+        assert not any(isinstance(m, base) for m in others if type(m) not in BOTH_WAYS)
+    assert isinstance(pgwire.EncryptionResponse(b"N"), pgwire.BackendMessage)
+
+
+@pytest.mark.parametrize("message", STARTUP + FRONTEND + PASSWORD + BACKEND, ids=repr)
+def test_messages_pickle_and_compare(message):
+    copy = pickle.loads(pickle.dumps(message))  # noqa: S301  (bytes pickled just now)
+    assert copy == message
+    assert repr(copy) == repr(message)
+    assert type(copy) is type(message)
+
+
+def test_a_type_byte_is_registered_once_per_direction():
+    @dataclasses.dataclass(slots=True)
+    class Impostor(pgwire.BackendMessage):
+        @classmethod
+        def decode(cls, data):
+            return cls()
+
+    with pytest.raises(TypeError, match="taken by"):
+        typed(b"D")(Impostor)
+    assert decode_backend(b"D", b"\x00\x00") == DataRow([])
 
 
 @pytest.mark.parametrize(
