@@ -12,6 +12,7 @@ plaintext password per user), guard rules and exempt roles, and pool limits::
 
     [users]
     demo = "SCRAM-SHA-256$4096:...$...:..."
+    reporting = "SCRAM-SHA-256$4096:...$...:..."
 
     [databases.demo]
     upstream = "postgresql://demo:secret@127.0.0.1:5432/demo"
@@ -26,11 +27,17 @@ plaintext password per user), guard rules and exempt roles, and pool limits::
     [guard]
     rules = ["drop", "truncate", "alter_table", "delete_without_where"]
     exempt_roles = ["owner"]
+
+A key the proxy does not know is an error naming its section and the nearest valid key, never
+silently ignored: a misspelt ``pool_sise`` would otherwise leave the default pool size.
 """
 
 from __future__ import annotations
 
+import difflib
+import re
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +51,27 @@ class ConfigError(ValueError):
 
 
 POOL_MODES = ("session", "transaction")
+
+# The keys each table of the file may hold. ``users`` under a database is a table of user
+# names, each a table of USER_KEYS; the top-level [users] table maps any user name to a secret.
+POOL_KEYS = ("pool_mode", "pool_size", "min_pool_size", "max_db_connections")
+TOP_LEVEL_KEYS = (
+    "listen", "metrics_listen", "max_client_connections", *POOL_KEYS,
+    "users", "databases", "guard", "tls",
+)  # fmt: skip
+DATABASE_KEYS = (
+    "upstream", *POOL_KEYS, "server_idle_timeout", "server_lifetime", "query_wait_timeout",
+    "users",
+)  # fmt: skip
+USER_KEYS = ("pool_size", "min_pool_size")
+GUARD_KEYS = ("rules", "exempt_roles")
+TLS_KEYS = ("cert", "key")
+# Keys of another table, written at the top level: the error says where they belong.
+MISPLACED = (
+    dict.fromkeys(DATABASE_KEYS, "[databases.NAME]")
+    | dict.fromkeys(GUARD_KEYS, "[guard]")
+    | dict.fromkeys(TLS_KEYS, "[tls]")
+)
 
 
 @dataclass(frozen=True)
@@ -140,6 +168,48 @@ def parse_address(text: str, what: str) -> tuple[str, int]:
     return host.strip("[]") or "127.0.0.1", int(port)
 
 
+def _section(*names: str) -> str:
+    """A table's header as written in the file, for messages: ``[databases.demo]``."""
+    bare = (name if re.fullmatch(r"[A-Za-z0-9_-]+", name) else f'"{name}"' for name in names)
+    return f"[{'.'.join(bare)}]"
+
+
+def _did_you_mean(word: str, valid: Iterable[str], what: str = "valid keys") -> str:
+    """``did you mean "x"?`` with the nearest valid word, else the list of valid words."""
+    valid = sorted(valid)
+    close = difflib.get_close_matches(word, valid, n=1)
+    return f'did you mean "{close[0]}"?' if close else f"{what}: {', '.join(valid)}"
+
+
+def _check_keys(
+    table: Mapping[str, Any],
+    valid: tuple[str, ...],
+    where: str,
+    elsewhere: Mapping[str, str] | None = None,
+) -> None:
+    """Refuse the first key of ``table`` not in ``valid``, naming ``where`` it was found and
+    the nearest valid key (or, for a key of another table, that table)."""
+    for key in table:
+        if key in valid:
+            continue
+        if elsewhere and key in elsewhere:
+            raise ConfigError(f'unknown key "{key}" {where}; it belongs in {elsewhere[key]}')
+        raise ConfigError(f'unknown key "{key}" {where}; {_did_you_mean(key, valid)}')
+
+
+def _table(raw: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where} must be a table, got {value!r}")
+    return value
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ConfigError(f"{what} must be a list of strings, got {value!r}")
+    return value
+
+
 def _positive(value: Any, what: str, allow_zero: bool = False) -> Any:
     if (
         not isinstance(value, int | float)
@@ -152,6 +222,13 @@ def _positive(value: Any, what: str, allow_zero: bool = False) -> Any:
 
 
 def _database(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> DatabaseConfig:
+    section = _section("databases", name)
+    if not isinstance(raw, dict):
+        raise ConfigError(
+            f'"{name}" in [databases] is not a table: each database is a section '
+            "[databases.NAME] with its own upstream and pool settings"
+        )
+    _check_keys(raw, DATABASE_KEYS, f"in {section}")
     settings = {**defaults, **raw}
     if "upstream" not in settings:
         raise ConfigError(f"database {name!r} needs an upstream URL")
@@ -160,12 +237,11 @@ def _database(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> Datab
         raise ConfigError(f"pool_mode must be one of {POOL_MODES}, got {mode!r}")
     size, minimum = _limits(settings, name)
     user_limits = {}
-    for user, raw_limits in (raw.get("users") or {}).items():
+    for user, raw_limits in _table(raw, "users", _section("databases", name, "users")).items():
+        user_section = _section("databases", name, "users", user)
         if not isinstance(raw_limits, dict):
-            raise ConfigError(f"{name}.users.{user} must be a table of pool limits")
-        unknown = set(raw_limits) - {"pool_size", "min_pool_size"}
-        if unknown:
-            raise ConfigError(f"{name}.users.{user}: unknown settings {sorted(unknown)}")
+            raise ConfigError(f"{user_section} must be a table of pool limits")
+        _check_keys(raw_limits, USER_KEYS, f"in {user_section}")
         limits = {"pool_size": size, "min_pool_size": 0, **raw_limits}
         user_limits[user] = PoolLimits(*_limits(limits, f"{name}.users.{user}"))
     max_db = int(_positive(settings.get("max_db_connections", 0), f"{name}.max_db_connections",
@@ -204,15 +280,16 @@ def load_config(
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+    _check_keys(raw, TOP_LEVEL_KEYS, "at the top level", MISPLACED)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     pool_defaults = {k: overrides[k] for k in ("pool_mode", "pool_size") if k in overrides}
-    for key in ("pool_mode", "pool_size", "min_pool_size", "max_db_connections"):
+    for key in POOL_KEYS:
         if key in raw and key not in pool_defaults:
             pool_defaults[key] = raw[key]
 
     databases = {
         name: _database(name, section, pool_defaults)
-        for name, section in raw.get("databases", {}).items()
+        for name, section in _table(raw, "databases", "[databases]").items()
     }
     if "upstream" in overrides:
         upstream = Upstream.from_url(overrides["upstream"])
@@ -222,30 +299,41 @@ def load_config(
     if not databases:
         raise ConfigError("no database to proxy: give --upstream or a [databases.NAME] section")
 
-    users = dict(raw.get("users", {}))
+    users = dict(_table(raw, "users", "[users]"))
+    for user, secret in users.items():
+        if not isinstance(secret, str):
+            raise ConfigError(f'[users] "{user}" must be a string: a SCRAM verifier or a password')
     for database in databases.values():
-        strangers = set(database.user_limits) - set(users) if users else set()
-        if strangers:
-            raise ConfigError(
-                f"{database.name}.users names {sorted(strangers)}, not in the [users] list"
-            )
+        for user in database.user_limits:
+            if users and user not in users:
+                raise ConfigError(
+                    f"{_section('databases', database.name, 'users', user)}: "
+                    f'"{user}" is not in the [users] list; '
+                    f"{_did_you_mean(user, users, 'users')}"
+                )
 
     listen = parse_address(overrides.get("listen") or raw.get("listen", "127.0.0.1:6432"), "listen")
     metrics = overrides.get("metrics_listen") or raw.get("metrics_listen")
     metrics_host, metrics_port = (
         parse_address(metrics, "metrics_listen") if metrics else (None, None)
     )
-    guard = raw.get("guard", {})
-    rules = frozenset(guard.get("rules", RULES))
-    unknown = rules - set(RULES)
+    guard = _table(raw, "guard", "[guard]")
+    _check_keys(guard, GUARD_KEYS, "in [guard]")
+    rules = frozenset(_strings(guard.get("rules", list(RULES)), "[guard] rules"))
+    unknown = sorted(rules - set(RULES))
     if unknown:
-        raise ConfigError(f"unknown guard rules {sorted(unknown)}; known: {sorted(RULES)}")
-    tls = raw.get("tls", {})
+        raise ConfigError(
+            f'unknown guard rule "{unknown[0]}" in [guard] rules; '
+            f"{_did_you_mean(unknown[0], RULES, 'rules')}"
+        )
+    exempt_roles = _strings(guard.get("exempt_roles", []), "[guard] exempt_roles")
+    tls = _table(raw, "tls", "[tls]")
+    _check_keys(tls, TLS_KEYS, "in [tls]")
     return ProxyConfig(
         listen_host=listen[0], listen_port=listen[1],
         metrics_host=metrics_host, metrics_port=metrics_port,
         databases=databases, users=users, rules=rules,
-        exempt_roles=frozenset(guard.get("exempt_roles", ())),
+        exempt_roles=frozenset(exempt_roles),
         max_client_connections=int(raw.get("max_client_connections", 1000)),
         tls_cert=overrides.get("tls_cert") or tls.get("cert"),
         tls_key=overrides.get("tls_key") or tls.get("key"),

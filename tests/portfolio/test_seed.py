@@ -1,4 +1,5 @@
-"""The seed content and its loader: idempotent, refreshable, and saying what the site needs.
+"""The seed content and its loader: idempotent, refreshable, and saying what the site needs;
+the seed files checked on reading, with errors naming the file and the field.
 
 The suite's conftest seeds the test database once per session, so tests that need to see rows
 being created start by emptying the portfolio tables (rolled back after each test).
@@ -9,7 +10,9 @@ being created start by emptying the portfolio tables (rolled back after each tes
 
 from __future__ import annotations
 
+import shutil
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -176,9 +179,9 @@ def test_arsenal_content():
 
 
 def test_every_tech_tag_is_in_the_arsenal():
-    seed.check_content()  # raises on an unknown tag
-    arsenal = {skill.name for category in seed.ARSENAL for skill in category.skills}
-    assert all(set(project.tech) <= arsenal for project in seed.PROJECTS)
+    content = seed.read_content()  # raises on an unknown tag
+    arsenal = {skill.name for category in content.arsenal for skill in category.skills}
+    assert all(set(project.tech) <= arsenal for project in content.projects)
 
 
 @pytest.mark.django_db
@@ -187,3 +190,164 @@ def test_seeded_rows_pass_model_validation():
     for model in (Profile, SkillCategory, Skill, Project, KeyFeature):
         for obj in model.objects.all():
             obj.full_clean()
+
+
+# -- the seed files -------------------------------------------------------------------------
+
+
+def test_the_content_is_read_from_the_data_files():
+    content = seed.read_content()
+    assert [p.slug for p in content.projects] == [*FEATURED_SLUGS, "conduit"]
+    assert {p.stem for p in (seed.SEED_DIR / "projects").glob("*.md")} == {
+        p.slug for p in content.projects
+    }
+    firewall = content.projects[0]
+    assert firewall.body.startswith("## The problem\n")
+    assert firewall.body.endswith("`bench/`.\n")
+    assert firewall.features[0].metric == "0.2–0.5 s"
+    # A wrapped one-line value is joined with single spaces, typeset characters kept.
+    assert firewall.features[0].text.startswith(
+        "0.2–0.5 s for 2,000 queries over 20 connections through the proxy, 1.7–3 ms per query"
+    )
+    assert content.profile.bio.startswith("I'm a backend and systems engineer.")
+    assert content.profile.bio.endswith("the numbers.\n")
+
+
+@pytest.fixture
+def seed_dir(tmp_path: Path) -> Path:
+    """A copy of the seed files to break."""
+    return shutil.copytree(seed.SEED_DIR, tmp_path / "seed")
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert text.count(old) == 1, old
+    path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+CONDUIT = "projects/conduit.md"
+BAD_SEEDS = {
+    "missing title": (
+        CONDUIT,
+        'title = "Conduit"\n',
+        "",
+        'projects/conduit.md: missing key "title"',
+    ),
+    "unknown demo": (
+        CONDUIT,
+        'demo_slug = "router"',
+        'demo_slug = "routr"',
+        'projects/conduit.md: demo_slug "routr" is not a demo of demos.registry; '
+        'did you mean "router"?',
+    ),
+    "bad status": (
+        CONDUIT,
+        'status = "building"',
+        'status = "wip"',
+        'projects/conduit.md: status "wip" is not one of featured, building, archived',
+    ),
+    "misspelt status": (
+        CONDUIT,
+        'status = "building"',
+        'status = "buildng"',
+        'projects/conduit.md: status "buildng" is not one of featured, building, archived; '
+        'did you mean "building"?',
+    ),
+    "unknown key": (
+        CONDUIT,
+        "tagline =",
+        "tagilne =",
+        'projects/conduit.md: unknown key "tagilne"; did you mean "tagline"?',
+    ),
+    "unknown tech": (
+        CONDUIT,
+        '"Sharding"',
+        '"Shardng"',
+        'projects/conduit.md: tech "Shardng" is not a skill in arsenal.toml; '
+        'did you mean "Sharding"?',
+    ),
+    "order as text": (
+        CONDUIT,
+        "order = 5",
+        'order = "5"',
+        "projects/conduit.md: \"order\" must be a whole number, not '5'",
+    ),
+    "misspelt feature key": (
+        CONDUIT,
+        'text = "Parses each statement',
+        'txt = "Parses each statement',
+        'projects/conduit.md, feature 1: unknown key "txt"; did you mean "text"?',
+    ),
+    "feature without text": (
+        CONDUIT,
+        'text = "Parses each statement to find its shard key before routing it."',
+        'metric = "1 key"',
+        'projects/conduit.md, feature 1: missing key "text"',
+    ),
+    "metric too long": (
+        "projects/work-stealing-scheduler.md",
+        'metric = "< 5 µs P50"',
+        f'metric = "{"µ" * 61}"',
+        'projects/work-stealing-scheduler.md, feature 1: "metric" is 61 characters long, '
+        "at most 60 fit",
+    ),
+    "wrapped line without backslashes": (
+        CONDUIT,
+        "moves only the keys that \\\n",
+        "moves only the keys that\n",
+        'projects/conduit.md, feature 2: "text" must be one line',
+    ),
+    "front matter not closed": (
+        CONDUIT,
+        "\n+++\n",
+        "\n++\n",
+        "projects/conduit.md: the front matter is not closed by a +++ line",
+    ),
+    "broken TOML": (
+        CONDUIT,
+        'title = "Conduit"',
+        "title = Conduit",
+        "projects/conduit.md: not valid TOML: Invalid value (at line 2, column 9)",
+    ),
+    "profile without headline": (
+        "profile.md",
+        "headline =",
+        "headlines =",
+        'profile.md: unknown key "headlines"; did you mean "headline"?',
+    ),
+    "skill without name": (
+        "arsenal.toml",
+        '{ name = "Git", note',
+        "{ note",
+        'arsenal.toml, category "tools", skill 1: missing key "name"',
+    ),
+    "skill listed twice": (
+        "arsenal.toml",
+        '{ name = "Git",',
+        '{ name = "Python",',
+        'arsenal.toml, category "tools", skill 1: skill "Python" is already in "languages"',
+    ),
+    "category slug": (
+        "arsenal.toml",
+        'slug = "tools"',
+        'slug = "the tools"',
+        'arsenal.toml, category 5: slug "the tools" is not a slug',
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "old", "new", "message"), BAD_SEEDS.values(), ids=BAD_SEEDS)
+def test_bad_seed_files_are_named_with_the_field(seed_dir, name, old, new, message):
+    edit(seed_dir / name, old, new)
+    with pytest.raises(seed.SeedError) as excinfo:
+        seed.read_content(seed_dir)
+    assert str(excinfo.value).startswith(message)
+
+
+@pytest.mark.django_db
+def test_bad_seed_files_write_nothing(seed_dir):
+    empty_portfolio()
+    edit(seed_dir / CONDUIT, 'status = "building"', 'status = "wip"')
+    with pytest.raises(seed.SeedError, match=r"^projects/conduit\.md: status"):
+        seed.load_seed(seed_dir=seed_dir)
+    assert not any(db_counts().values())

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 
+from engines.firewall import config as config_module
 from engines.firewall.config import ConfigError, Upstream, load_config
 
 
@@ -95,7 +98,7 @@ def test_bad_files_are_explained(tmp_path):
         load_config(broken)
     rules = tmp_path / "rules.toml"
     rules.write_text('[databases.d]\nupstream = "postgresql://u@h/d"\n[guard]\nrules = ["nuke"]\n')
-    with pytest.raises(ConfigError, match="unknown guard rules"):
+    with pytest.raises(ConfigError, match='unknown guard rule "nuke"'):
         load_config(rules)
     small = tmp_path / "small.toml"
     small.write_text(
@@ -131,7 +134,7 @@ pool_size = 3
     [
         ("[databases.d.users.alice]\npool_size = 0\n", "d.users.alice.pool_size must be"),
         ("[databases.d.users.alice]\nmin_pool_size = 30\n", "exceeds pool_size"),
-        ("[databases.d.users.alice]\nmax = 3\n", "unknown settings"),
+        ("[databases.d.users.alice]\nmax = 3\n", 'unknown key "max"'),
         ("[databases.d.users]\nalice = 3\n", "must be a table"),
         ('[users]\nbob = "b"\n[databases.d.users.alice]\npool_size = 1\n', "not in the"),
         ("max_db_connections = -1\n", "max_db_connections must be"),
@@ -143,3 +146,148 @@ def test_bad_user_limits_are_explained(tmp_path, section, message):
     path.write_text('[databases.d]\nupstream = "postgresql://u@h/d"\n' + section)
     with pytest.raises(ConfigError, match=message):
         load_config(path)
+
+
+# -- unknown keys ---------------------------------------------------------------------------
+
+DEMO = '[databases.demo]\nupstream = "postgresql://u@h/demo"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param(
+            "pool_sise = 4\n" + DEMO,
+            'unknown key "pool_sise" at the top level; did you mean "pool_size"?',
+            id="top level",
+        ),
+        pytest.param(
+            "server_idle_timeout = 5\n" + DEMO,
+            'unknown key "server_idle_timeout" at the top level; it belongs in [databases.NAME]',
+            id="top level, a database's key",
+        ),
+        pytest.param(
+            "exempt_roles = ['owner']\n" + DEMO,
+            'unknown key "exempt_roles" at the top level; it belongs in [guard]',
+            id="top level, a guard key",
+        ),
+        pytest.param(
+            DEMO + "pool_sise = 4\n",
+            'unknown key "pool_sise" in [databases.demo]; did you mean "pool_size"?',
+            id="database",
+        ),
+        pytest.param(
+            '[databases.demo]\nupstrem = "postgresql://u@h/demo"\n',
+            'unknown key "upstrem" in [databases.demo]; did you mean "upstream"?',
+            id="database, upstream misspelt",
+        ),
+        pytest.param(
+            '[databases."shop.eu"]\nupstream = "postgresql://u@h/shop"\nlisten = "x"\n',
+            'unknown key "listen" in [databases."shop.eu"]; valid keys: max_db_connections, '
+            "min_pool_size, pool_mode, pool_size, query_wait_timeout, server_idle_timeout, "
+            "server_lifetime, upstream, users",
+            id="database with a quoted name, no near key",
+        ),
+        pytest.param(
+            '[databases]\nupstream = "postgresql://u@h/demo"\n',
+            '"upstream" in [databases] is not a table: each database is a section [databases.NAME]',
+            id="database without a name",
+        ),
+        pytest.param(
+            DEMO + "[databases.demo.users.reporting]\npool_sise = 4\n",
+            'unknown key "pool_sise" in [databases.demo.users.reporting]; '
+            'did you mean "pool_size"?',
+            id="user pool",
+        ),
+        pytest.param(
+            DEMO + "[databases.demo.users.reporting]\nmax = 4\n",
+            'unknown key "max" in [databases.demo.users.reporting]; '
+            "valid keys: min_pool_size, pool_size",
+            id="user pool, no near key",
+        ),
+        pytest.param(
+            '[users]\nalice = "a"\n' + DEMO + "[databases.demo.users.alcie]\npool_size = 1\n",
+            '[databases.demo.users.alcie]: "alcie" is not in the [users] list; '
+            'did you mean "alice"?',
+            id="user pool of an unknown user",
+        ),
+        pytest.param(
+            '[users.alice]\npassword = "a"\n' + DEMO,
+            '[users] "alice" must be a string: a SCRAM verifier or a password',
+            id="users",
+        ),
+        pytest.param(
+            DEMO + '[guard]\nrule = ["drop"]\n',
+            'unknown key "rule" in [guard]; did you mean "rules"?',
+            id="guard",
+        ),
+        pytest.param(
+            DEMO + '[guard]\nrules = ["drop", "trunkate"]\n',
+            'unknown guard rule "trunkate" in [guard] rules; did you mean "truncate"?',
+            id="guard rules",
+        ),
+        pytest.param(
+            DEMO + '[guard]\nrules = "drop"\n',
+            "[guard] rules must be a list of strings, got 'drop'",
+            id="guard rules not a list",
+        ),
+        pytest.param(
+            DEMO + '[tls]\ncert = "c.pem"\nkee = "k.pem"\n',
+            'unknown key "kee" in [tls]; did you mean "key"?',
+            id="tls",
+        ),
+    ],
+)
+def test_unknown_keys_are_refused_with_the_nearest_valid_one(tmp_path, text, message):
+    path = tmp_path / "firewall.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(path)
+    assert str(excinfo.value).startswith(message)
+
+
+def test_every_documented_key_is_accepted(tmp_path):
+    """Strict, but not stricter than the format: the docstring's example and a file using
+    every key at every level both load."""
+    example = config_module.__doc__.split("::\n", 1)[1].split("\n\nA key", 1)[0]
+    path = tmp_path / "example.toml"
+    path.write_text(textwrap.dedent(example))
+    assert load_config(path).databases["demo"].limits_for("reporting").pool_size == 4
+
+    path.write_text(
+        """
+listen = "127.0.0.1:6500"
+metrics_listen = "127.0.0.1:9188"
+max_client_connections = 50
+pool_mode = "session"
+pool_size = 6
+min_pool_size = 1
+max_db_connections = 12
+[users]
+alice = "a"
+[databases.demo]
+upstream = "postgresql://u@h/demo"
+pool_mode = "transaction"
+pool_size = 5
+min_pool_size = 2
+max_db_connections = 10
+server_idle_timeout = 60
+server_lifetime = 600
+query_wait_timeout = 3
+[databases.demo.users.alice]
+pool_size = 3
+min_pool_size = 1
+[guard]
+rules = ["drop"]
+exempt_roles = ["owner"]
+[tls]
+cert = "cert.pem"
+key = "key.pem"
+"""
+    )
+    config = load_config(path)
+    demo = config.databases["demo"]
+    assert (demo.pool_mode, demo.pool_size, demo.max_db_connections) == ("transaction", 5, 10)
+    assert (demo.server_idle_timeout, demo.query_wait_timeout) == (60.0, 3.0)
+    assert demo.limits_for("alice") == config_module.PoolLimits(3, 1)
+    assert (config.max_client_connections, config.tls_cert) == (50, "cert.pem")
