@@ -1,4 +1,5 @@
-# The firewall's own plain-socket transport, declared for C calls from _relay.pyx.
+# The firewall's own plain-socket transport, declared for C calls from the relay
+# (_endpoint, _server, _client, _pool: their clock, and reads taken in place).
 
 cdef extern from "<sys/epoll.h>" nogil:
     cdef union epoll_data_t:

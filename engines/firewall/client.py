@@ -5,9 +5,14 @@ proxy's user list, the server's parameters replayed); after it the session is dr
 callbacks (``asyncio.Protocol``), on the proxy's own transport for a plain socket
 (``_transport.hand_over``), which is what makes the hot path fast: no task switch per
 message, whole messages forwarded in one write. That per-message path is compiled
-(``_relay.ClientCore``, the base class here); this module keeps the rest.
+(``_client.ClientCore``, the base class here); this module keeps the rest.
 
-Every Query and Parse is checked by the guard. A blocked statement is not answered by the
+A session is given what it uses, never the proxy: its pool, the statement policy it
+enforces (the guard's, through _policy.Policy: the one way the guard enters a session), the
+latency histogram it counts in, and a callback for when it ends; so a proxy without the
+guard (the router) can run the same sessions with a policy of its own.
+
+Every Query and Parse is checked by the policy. A blocked statement is not answered by the
 proxy directly, since responses to earlier pipelined messages may still be on their way:
 it is swapped for a deliberate syntax error carrying a unique token and sent on, so
 PostgreSQL itself answers in order, aborts the transaction if one is open, and skips to
@@ -21,7 +26,7 @@ import asyncio
 import itertools
 import logging
 import struct
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 from engines.pgwire import (
     ErrorResponse,
@@ -33,14 +38,13 @@ from engines.pgwire import (
     error_response,
 )
 
-from ._relay import ClientCore
-from .guard import ALLOWED
+from ._client import ClientCore
+from ._endpoint import ClientEnd
+from ._metrics import LatencyCounts
+from ._policy import Policy
 from .pool import Pool, PoolTimeout
 from .prepared import StatementRenamer
 from .server import ServerConnection, ServerError
-
-if TYPE_CHECKING:
-    from .proxy import FirewallProxy
 
 logger = logging.getLogger("engines.firewall.audit")
 
@@ -58,21 +62,32 @@ class ClientSession(ClientCore, asyncio.Protocol):
     """One logged-in client: forwards its messages to a borrowed server connection.
 
     The per-message path is compiled (ClientCore): ``data_received`` forwards a whole simple
-    Query the verdict cache allows, ``server_ready`` hands the server back at the end of a
-    transaction; everything else comes here (``pump``, ``_guard``, ``_replay``, endings).
+    Query the policy allows outright, ``server_ready`` hands the server back at the end of
+    a transaction; everything else comes here (``pump``, ``_guard``, ``_replay``, endings).
+
+    Its collaborators: ``pool`` (lends it servers), ``policy`` (one per session),
+    ``latency`` (round trips), ``on_close(session)`` (called when it ends, maybe more than
+    once), ``max_message_size`` (a longer message ends the session).
     """
 
     def __init__(
         self,
-        proxy: FirewallProxy,
         pool: Pool,
         user: str,
         transport: asyncio.Transport,
         key: tuple[int, bytes],
+        *,
+        policy: Policy,
+        latency: LatencyCounts,
+        on_close: Callable[[ClientSession], None],
+        max_message_size: int,
         wanted: dict[str, str] | None = None,
     ) -> None:
-        self.proxy = proxy
         self.pool = pool
+        self.policy = policy
+        self.latency = latency
+        self.on_close = on_close
+        self.max_message_size = max_message_size
         self.user = user
         self.transport = transport
         self.key = key  # (process id, secret) the client was given, for CancelRequest
@@ -89,7 +104,6 @@ class ClientSession(ClientCore, asyncio.Protocol):
         # The tracked settings this session should see (TRACKED_PARAMETERS), kept in step with
         # the server's ParameterStatus reports by ServerProtocol.
         self.wanted = wanted or {}
-        self.bind(proxy.guard, proxy.latency, ALLOWED)
 
     # -- client to server (after ClientCore.data_received) ------------------------------
 
@@ -102,7 +116,7 @@ class ClientSession(ClientCore, asyncio.Protocol):
         view = memoryview(buffer)
         while size - end >= 5:
             kind, length = _HEADER.unpack_from(buffer, end)
-            if length < 4 or length > self.proxy.max_message_size:
+            if length < 4 or length > self.max_message_size:
                 self.fatal("08P01", f"invalid message length {length}")
                 return
             frame_end = end + 1 + length
@@ -157,7 +171,7 @@ class ClientSession(ClientCore, asyncio.Protocol):
                 self.server.write(data)
 
     def _guard(self, kind: bytes, frame: bytes) -> bytes | None:
-        """Check a Query or Parse; return the substitute message if the guard blocks it."""
+        """Check a Query or Parse; return the substitute message if the policy blocks it."""
         try:
             if kind == b"Q":  # the hot path: slice the text out rather than decode a message
                 if frame[-1] != 0:
@@ -166,7 +180,7 @@ class ClientSession(ClientCore, asyncio.Protocol):
             else:
                 name_end = frame.index(b"\0", 5)
                 sql = frame[name_end + 1 : frame.index(b"\0", name_end + 1)]
-            verdict = self.proxy.guard.check(sql, role=self.user)
+            verdict = self.policy.check(sql)
             if verdict.allowed:
                 return None
             message = decode_frontend(kind, frame[5:])
@@ -274,7 +288,7 @@ class ClientSession(ClientCore, asyncio.Protocol):
 
     def _give_back(self) -> None:
         """Return the server if it is clean, else close it: never reuse one mid-transaction."""
-        self.proxy.forget(self)
+        self.on_close(self)
         if self.acquiring is not None:
             self.acquiring.cancel()
         server, self.server = self.server, None
@@ -304,25 +318,35 @@ class ClientSession(ClientCore, asyncio.Protocol):
         self.pool.release(server)
 
 
-class _ResetWaiter:
+class _ResetWaiter(ClientEnd):
     """Stands in for a client while a released session connection runs DISCARD ALL."""
-
-    rewrites: dict = {}
-    wanted: dict = {}  # no settings to keep: the reset is putting them back to defaults
 
     def __init__(self, done: asyncio.Future) -> None:
         self.done = done
         self.transport = _NullTransport()
+        self.rewrites = {}
+        self.wanted = {}  # no settings to keep: the reset is putting them back to defaults
 
     def server_ready(self, status: str) -> None:
         if not self.done.done():
             self.done.set_result(status)
 
-    def server_lost(self, server: ServerConnection) -> None:
+    def server_lost(self, server: ServerConnection | None) -> None:
         if not self.done.done():
             self.done.set_result("lost")
 
+    def fatal(self, sqlstate: str, message: str) -> None:
+        self.server_lost(None)  # the server is closed: released, it is discarded
+
 
 class _NullTransport:
+    """Where the answers to DISCARD ALL go."""
+
     def write(self, data: bytes) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
         pass

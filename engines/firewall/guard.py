@@ -23,7 +23,7 @@ from typing import Any
 
 from pglast import parser as pg_parser
 
-from ._relay import GuardStats
+from ._guard import GuardStats, SessionGuard, verdict_key
 
 logger = logging.getLogger(__name__)
 
@@ -103,33 +103,27 @@ UNSAFE_FUNCTIONS = {
 #   bytes E4 B8 AD 5C read in BIG5 are two characters, no backslash, so `E'中\' ; DROP …'`
 #   would be a string and a DROP to the server where the guard reads one string.
 # Values are compared cleaned as PostgreSQL cleans encoding names (case and punctuation
-# dropped) and with digits read as 0, like the verdict cache (see _DIGITS_TO_ZERO): `= 1`
+# dropped) and with digits read as 0, like the verdict cache (_guard.pyx): `= 1`
 # and `= 0` then get one verdict — refused, since only words count as "on".
 _SAFE_SETTING_VALUES = {
     "standard_conforming_strings": {"on", "true", "yes", "t", "y"},
     "client_encoding": {"utf0", "unicode"},  # UTF8, utf-8, Unicode
 }
 _SETTING_FUNCTIONS = {"set_config"}
+# PostgreSQL's client-only encodings: multibyte characters whose later bytes may be ASCII
+# quotes or backslashes (every server encoding is ASCII-safe), the ones meant above.
+_CLIENT_ONLY_ENCODINGS = {"BIG5", "GBK", "GB18030", "JOHAB", "SJIS", "SHIFT_JIS_2004", "UHC"}
 _TRIGGERS = _NODE_TRIGGERS + tuple(
     f'"sval":"{name}"' for name in sorted(UNSAFE_FUNCTIONS | _SETTING_FUNCTIONS)
 )
 
 
-# Verdicts are cached under the statement's bytes with every ASCII digit turned into 0, so
-# `... WHERE aid = 4711` and `... WHERE aid = 8150` share one parse (bytes.translate: ~0.2
-# µs; a regex doing the same cost ten times that). Why that is sound: swapping one digit for
-# another never changes how PostgreSQL's lexer splits a statement, with one exception —
-# dollar-quote tags, which must match: `$a1$ x $a2$; DROP …; $a2$ y $a1$` is one harmless
-# string, the same with every tag `$a1$` is three statements. So any text holding a `$`
-# (tags, and the $1 parameters of prepared statements, whose text repeats anyway) is
-# cached under its exact bytes. Numbers, identifiers (t1, int4), escapes and the insides of
-# literals then differ only in names and values, and no rule depends on a digit: the
-# names rules look for hold none, and a setting is only accepted as "on" spelled as a word.
-# A verdict's message names the relation, so a blocked verdict is only cached under a key
-# equal to the statement itself.
-_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+# Verdicts are cached by statement text with every digit read as 0, so `... WHERE aid =
+# 4711` and `... WHERE aid = 8150` share one parse; text where a digit may matter (a `$`,
+# a backslash, an `&`) is cached under its exact bytes. Why that is sound is a security
+# invariant, so it is defined once, in C, for this module and for the sessions' hot path
+# alike: _guard.pyx (verdict_key). Setting values are read the same way (_clean).
 _DIGITS_TO_ZERO_TEXT = str.maketrans("123456789", "000000000")
-_DOLLAR = ord("$")
 
 
 @dataclass(frozen=True)
@@ -147,6 +141,15 @@ class Verdict:
 
 
 ALLOWED = Verdict(True)
+
+
+def guard_blind_value(name: str, value: str) -> bool:
+    """Whether a setting's value, as the server reports it (ParameterStatus) or a client
+    asks for it at login, makes PostgreSQL read SQL unlike the guard (see above): a session
+    in which it holds cannot be guarded, and is refused or ended."""
+    if name == "standard_conforming_strings":
+        return value != "on"
+    return name == "client_encoding" and value.upper() in _CLIENT_ONLY_ENCODINGS
 
 
 def _nodes(tree: Any) -> Iterator[tuple[str, dict]]:
@@ -247,6 +250,11 @@ class Guard:
         # parsed again once.
         self._cache: dict[bytes, Verdict] = {}
 
+    def session(self, role: str) -> SessionGuard:
+        """The guard as the policy of one session of ``role`` (_policy.pyx): ``check``, and
+        the verdict cache read in C on the session's hot path."""
+        return SessionGuard(self, role, ALLOWED)
+
     def check(self, sql: str | bytes, role: str | None = None) -> Verdict:
         """The verdict for one query string as a client sent it (text, or UTF-8 bytes as
         they came off the wire; undecodable bytes raise UnicodeDecodeError)."""
@@ -254,7 +262,7 @@ class Guard:
             return ALLOWED
         self.stats.checked += 1
         raw = sql if isinstance(sql, bytes) else sql.encode()
-        key = raw if _DOLLAR in raw else raw.translate(_DIGITS_TO_ZERO)
+        key = verdict_key(raw)
         cache = self._cache
         verdict = cache.get(key)
         if verdict is not None:

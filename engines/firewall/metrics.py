@@ -13,7 +13,7 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ._relay import LatencyCounts
+from ._metrics import LatencyCounts
 from ._transport import read_counts
 
 if TYPE_CHECKING:

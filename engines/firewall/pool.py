@@ -16,7 +16,7 @@ import logging
 import time
 from collections import deque
 
-from ._relay import PoolCore, PoolStats
+from ._pool import PoolCore, PoolStats
 from .config import DatabaseConfig
 from .server import ServerConnection, ServerError
 

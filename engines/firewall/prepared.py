@@ -24,7 +24,7 @@ from __future__ import annotations
 import struct
 
 # ServerStatements is compiled: every ReadyForQuery of every transaction updates it.
-from ._relay import ServerStatements
+from ._statements import ServerStatements
 
 _LENGTH = struct.Struct("!I")
 

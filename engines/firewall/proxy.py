@@ -39,10 +39,10 @@ from ._transport import hand_over
 from .admin import ADMIN_DATABASE, CONSOLE_PARAMETERS, AdminSession
 from .client import TRACKED_PARAMETERS, ClientSession
 from .config import ProxyConfig
-from .guard import Guard
+from .guard import Guard, guard_blind_value
 from .metrics import LatencyHistogram, serve_metrics
 from .pool import DatabaseBudget, Pool, PoolTimeout
-from .server import ServerError, guard_blind_value
+from .server import ServerError
 
 logger = logging.getLogger(__name__)
 
@@ -271,7 +271,11 @@ class FirewallProxy:
                 ) from exc
         key = (secrets.randbelow(2**31 - 1) + 1, secrets.token_bytes(4))
         wanted = self._shared_settings(_wanted_parameters(pool.parameters, packet.parameters))
-        session = ClientSession(self, pool, user, writer.transport, key, wanted)  # type: ignore[arg-type]
+        session = ClientSession(
+            pool, user, writer.transport, key,  # type: ignore[arg-type]
+            policy=self.guard.session(user), latency=self.latency, on_close=self.forget,
+            max_message_size=self.max_message_size, wanted=wanted,
+        )  # fmt: skip
         if session.session_mode:
             try:
                 session.attach(await pool.acquire())

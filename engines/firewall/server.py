@@ -16,7 +16,6 @@ import logging
 import ssl
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from engines.pgwire import (
     AuthenticationCleartextPassword,
@@ -41,27 +40,16 @@ from engines.pgwire import (
     md5_password,
 )
 
-from ._relay import ClientCore, ServerCore, ServerRelay, ServerStatements
+from ._endpoint import ClientEnd
+from ._server import ServerCore, ServerRelay
+from ._statements import ServerStatements
 from ._transport import hand_over
 from .config import Upstream
-
-if TYPE_CHECKING:
-    from .client import ClientSession
+from .guard import guard_blind_value
 
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
-# PostgreSQL's client-only encodings: multibyte characters whose later bytes may be ASCII
-# quotes or backslashes (every server encoding is ASCII-safe). See guard.py for why neither
-# these nor standard_conforming_strings off may hold while the guard reads a session's SQL.
-_CLIENT_ONLY_ENCODINGS = {"BIG5", "GBK", "GB18030", "JOHAB", "SJIS", "SHIFT_JIS_2004", "UHC"}
-
-
-def guard_blind_value(name: str, value: str) -> bool:
-    """Whether a setting the server reports would make it read SQL unlike the guard."""
-    if name == "standard_conforming_strings":
-        return value != "on"
-    return name == "client_encoding" and value.upper() in _CLIENT_ONLY_ENCODINGS
 
 
 def _parameter_status(buffer: bytes, payload: int, end: int) -> tuple[str, str]:
@@ -244,7 +232,7 @@ class ServerProtocol(ServerRelay, asyncio.Protocol):
 
     def __init__(self, server: ServerConnection) -> None:
         self.server = server
-        self.client: ClientSession | None = None
+        self.client: ClientEnd | None = None
         self.swallow = 0  # answers to the proxy's own SETs still to drop, up to their Z
         self.buffer = b""
         self.on_lost: Callable[[ServerConnection], None] | None = None
@@ -255,11 +243,11 @@ class ServerProtocol(ServerRelay, asyncio.Protocol):
         catches up, so the proxy holds at most the high-water mark of the upload. A server
         only goes back to the pool once it has answered everything, so it has drained by
         then and its client is reading again."""
-        if isinstance(self.client, ClientCore):
+        if self.client is not None:
             self.client.transport.pause_reading()
 
     def resume_writing(self) -> None:
-        if isinstance(self.client, ClientCore):
+        if self.client is not None:
             self.client.transport.resume_reading()
 
     def _idle_error(self) -> None:

@@ -207,7 +207,7 @@ async def test_missing_sample_tables_are_created_before_the_first_statement(demo
 
 
 async def test_stats_unreachable_is_none(settings):
-    from portfolio.stack import free_port
+    from engines.procs import free_port
 
     settings.FIREWALL_METRICS_PORT = free_port()
     assert await firewall.firewall_stats() is None

@@ -17,7 +17,7 @@ import psycopg
 import pytest
 
 from engines.pgcluster import Cluster
-from portfolio.stack import free_port, wait_for_port
+from engines.procs import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -2,16 +2,34 @@
 proxy stop reading that server (as PgBouncer does), and a server that takes an upload
 slower than its client sends it makes the proxy stop reading that client; the proxy never
 holds a whole result or upload. A server handed back while paused is read again by
-whoever borrows it next."""
+whoever borrows it next.
+
+The end-to-end tests run the proxy in the test's own event loop, so they can look at what
+it did: that it paused reading (a server connection ``throttled``, a transport no longer
+``is_reading()``) and how much it holds (its transports' write buffers). Memory or time
+would say nothing reliable: a slow machine's proxy may simply not have read much yet."""
 
 from __future__ import annotations
 
+import asyncio
+import select
 import threading
 import time
 from collections import deque
+from collections.abc import AsyncIterator, Callable
 
 import psycopg
-from engines.firewall._relay import ClientCore, PoolCore, PoolStats, ServerCore, ServerRelay
+import pytest
+from engines.firewall._client import ClientCore
+from engines.firewall._pool import PoolCore, PoolStats
+from engines.firewall._server import ServerCore, ServerRelay
+
+from engines.firewall.client import ClientSession
+from engines.firewall.config import load_config
+from engines.firewall.proxy import FirewallProxy
+
+# Far beyond what the proxy may hold: the transport's high-water mark (64 KiB) plus one read.
+HELD_AT_MOST = 1024 * 1024
 
 
 class RecordingTransport:
@@ -65,43 +83,105 @@ def test_a_server_released_while_paused_is_read_again():
     assert pool.idle == [server]
 
 
-def _rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
+# -- end to end, with a real PostgreSQL -----------------------------------------------------
 
 
-def test_a_client_that_stops_reading_never_makes_the_proxy_hold_its_result(start_firewall):
-    """A 50 MB result for a client that reads none of it: the proxy stops reading the
-    server once the client is backed up, holding kilobytes rather than the whole result,
-    and the client still gets every row once it reads; the server then serves others."""
-    firewall = start_firewall("--pool-size", "1")
+@pytest.fixture
+async def proxy(postgres) -> AsyncIterator[FirewallProxy]:
+    """The firewall in this test's event loop, one server connection in its pool."""
+    config = load_config(
+        overrides={"upstream": postgres[0].dsn(), "listen": "127.0.0.1:0", "pool_size": 1}
+    )
+    proxy = FirewallProxy(config)
+    await proxy.start()
+    yield proxy
+    await proxy.close()
+
+
+def _dsn(proxy: FirewallProxy) -> str:
+    upstream = next(iter(proxy.config.databases.values())).upstream
+    return (
+        f"postgresql://{upstream.user}:{upstream.password}@127.0.0.1:{proxy.port}/"
+        f"{upstream.database}"
+    )
+
+
+async def _connect(proxy: FirewallProxy) -> psycopg.Connection:
+    """A blocking client, driven from threads so the proxy's loop keeps running."""
+    conn = await asyncio.to_thread(psycopg.connect, _dsn(proxy), autocommit=True)
+    await asyncio.to_thread(conn.execute, "SELECT 1")  # the pool's connection is open and warm
+    return conn
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Wait for the proxy to reach a state, polling; the 30 s only bound a failing test."""
+    for _ in range(3000):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the proxy never got there: {what}")
+
+
+def _session(proxy: FirewallProxy) -> ClientSession:
+    [session] = proxy.sessions.values()
+    return session
+
+
+async def test_a_client_that_stops_reading_makes_the_proxy_stop_reading_its_server(proxy):
+    """A 50 MB result for a client that reads none of it: once the client is backed up the
+    proxy pauses reading the server, holding kilobytes rather than the whole result; the
+    client still gets every row once it reads, and the server is read again for others."""
     rows = 50_000
-    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
-        conn.execute("SELECT 1")  # the pool's connection is open and warm
-        before = _rss_bytes(firewall.process.pid)
-        conn.pgconn.send_query(f"SELECT repeat('x', 1000) FROM generate_series(1, {rows})".encode())
-        time.sleep(1.0)  # plenty for the server to send it all to a proxy that kept reading
-        grown = _rss_bytes(firewall.process.pid) - before
-        result = conn.pgconn.get_result()
-        assert result.status == psycopg.pq.ExecStatus.TUPLES_OK, result.error_message
-        assert result.ntuples == rows
-        while conn.pgconn.get_result() is not None:
-            pass
-    assert grown < 16 * 1024 * 1024, f"the proxy grew by {grown / 2**20:.1f} MiB"
-    with psycopg.connect(firewall.dsn(), autocommit=True) as other:  # the one server, read again
-        assert other.execute("SELECT count(*) FROM users").fetchone() == (100,)
+    conn = await _connect(proxy)
+    try:
+        session = _session(proxy)
+        query = f"SELECT repeat('x', 1000) FROM generate_series(1, {rows})".encode()
+        await asyncio.to_thread(conn.pgconn.send_query, query)
+
+        await _until(
+            lambda: session.server is not None and session.server.throttled,
+            "the backed-up client's server throttled",
+        )
+        server = session.server
+        assert session.backed_up
+        assert not server.transport.is_reading()
+        assert session.transport.get_write_buffer_size() < HELD_AT_MOST
+
+        def read_everything() -> int:
+            # Waits in select(), never in libpq: a blocking PQgetResult keeps the GIL, and
+            # the proxy it waits for runs in this process.
+            pgconn, results = conn.pgconn, []
+            while True:
+                while pgconn.is_busy():
+                    select.select([pgconn.socket], [], [])
+                    pgconn.consume_input()
+                result = pgconn.get_result()
+                if result is None:
+                    break
+                results.append(result)
+            [result] = results
+            assert result.status == psycopg.pq.ExecStatus.TUPLES_OK, result.error_message
+            return result.ntuples
+
+        assert await asyncio.to_thread(read_everything) == rows
+        assert not server.throttled
+        assert server.transport.is_reading()
+    finally:
+        await asyncio.to_thread(conn.close)
+    other = await _connect(proxy)  # the one server, read again
+    try:
+        count = await asyncio.to_thread(other.execute, "SELECT count(*) FROM users")
+        assert count.fetchone() == (100,)
+    finally:
+        await asyncio.to_thread(other.close)
 
 
-def test_a_server_that_falls_behind_an_upload_never_makes_the_proxy_hold_it(
-    start_firewall, postgres
+async def test_a_server_that_falls_behind_an_upload_makes_the_proxy_stop_reading_its_client(
+    proxy, postgres
 ):
     """A 24 MB COPY FROM STDIN whose first row waits on a lock: the server stops reading,
-    so the proxy stops reading the client instead of taking the upload in; once the lock
+    so the proxy pauses reading the client instead of taking the upload in; once the lock
     is gone every row arrives."""
-    firewall = start_firewall("--pool-size", "1")
     lines = 24 * 1024
     with psycopg.connect(postgres[0].dsn(), autocommit=True) as direct:
         direct.execute("DROP TABLE IF EXISTS upload_target")
@@ -116,29 +196,41 @@ def test_a_server_that_falls_behind_an_upload_never_makes_the_proxy_hold_it(
             "FOR EACH ROW EXECUTE FUNCTION wait_for_go()"
         )
         direct.execute("SELECT pg_advisory_lock(4242)")  # held: the first row waits
+        conn = await _connect(proxy)
+        session = _session(proxy)
         failures: list[BaseException] = []
-        with psycopg.connect(firewall.dsn(), autocommit=True) as conn:
-            conn.execute("SELECT 1")  # the pool's connection is open and warm
-            before = _rss_bytes(firewall.process.pid)
 
-            def upload() -> None:
-                try:
-                    cursor = conn.cursor()
-                    with cursor.copy("COPY upload_target (body) FROM STDIN") as copy:
-                        for _ in range(lines):
-                            copy.write(b"x" * 1023 + b"\n")
-                except BaseException as exc:  # reported by the main thread
-                    failures.append(exc)
+        def upload() -> None:
+            try:
+                with conn.cursor().copy("COPY upload_target (body) FROM STDIN") as copy:
+                    for _ in range(lines):
+                        copy.write(b"x" * 1023 + b"\n")
+            except BaseException as exc:  # reported by the test
+                failures.append(exc)
 
-            uploader = threading.Thread(target=upload)
-            uploader.start()
-            time.sleep(1.5)  # plenty for a client to send it all to a proxy that kept reading
-            grown = _rss_bytes(firewall.process.pid) - before
+        uploader = threading.Thread(target=upload)
+        uploader.start()
+        try:
+            # Attached to its server (not waiting for one, when reading pauses too), yet
+            # not read: the server's back-pressure at work.
+            await _until(
+                lambda: (
+                    session.server is not None
+                    and session.acquiring is None
+                    and not session.transport.is_reading()
+                ),
+                "the uploading client's reading paused",
+            )
+            assert session.server.transport.get_write_buffer_size() < HELD_AT_MOST
+        finally:
             direct.execute("SELECT pg_advisory_unlock(4242)")
-            uploader.join(30)
+            await asyncio.to_thread(uploader.join, 60)
+        try:
             assert not uploader.is_alive()
             assert not failures, failures
-            assert conn.execute("SELECT count(*) FROM upload_target").fetchone() == (lines,)
+            count = await asyncio.to_thread(conn.execute, "SELECT count(*) FROM upload_target")
+            assert count.fetchone() == (lines,)
+        finally:
+            await asyncio.to_thread(conn.close)
         direct.execute("DROP TABLE upload_target")
         direct.execute("DROP FUNCTION wait_for_go()")
-    assert grown < 16 * 1024 * 1024, f"the proxy grew by {grown / 2**20:.1f} MiB"

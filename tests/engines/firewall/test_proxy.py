@@ -19,7 +19,7 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from portfolio.stack import free_port
+from engines.procs import free_port
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -14,7 +14,7 @@ import struct
 
 import pytest
 import uvloop
-from engines.firewall._relay import ServerCore
+from engines.firewall._server import ServerCore
 from engines.firewall._transport import SocketTransport, hand_over
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}

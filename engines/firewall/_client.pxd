@@ -1,0 +1,31 @@
+# A client session's per-message path (_client.pyx). Used from Python (client.py) only.
+
+from engines.firewall._endpoint cimport ClientEnd
+from engines.firewall._metrics cimport LatencyCounts
+from engines.firewall._policy cimport Policy
+from engines.firewall._pool cimport PoolCore
+from engines.firewall._server cimport ServerCore
+
+cdef enum:
+    SENT_RING = 64  # send times kept for round-trip latency: a deeper pipeline goes unmeasured
+
+
+cdef class ClientCore(ClientEnd):
+    cdef public PoolCore pool
+    cdef public Policy policy
+    cdef public LatencyCounts latency
+    cdef public str user
+    cdef public ServerCore server
+    cdef public bytes buffer
+    cdef public long long expected_ready
+    cdef public object acquiring
+    cdef public bint closed
+    cdef public bint session_mode
+    cdef public object renamer
+    cdef public bint backed_up
+    cdef double _sent[SENT_RING]
+    cdef unsigned long long _sent_first, _sent_count, _sends, _replies
+
+    cdef bint _forward_query(self, const unsigned char* p, Py_ssize_t size, bytes data) except -1
+    cdef void _sent_batch(self) noexcept
+    cdef int _attach(self, ServerCore server) except -1

@@ -1,0 +1,39 @@
+# cython: language_level=3
+"""The one interface through which a statement policy enters the relay.
+
+A client session (_client.ClientCore, client.ClientSession) holds one ``Policy`` for its
+whole life and asks it about every Query and Parse it forwards; it knows nothing else of
+the policy. The firewall's is the guard's, one per session (_guard.SessionGuard, made by
+guard.Guard.session); a proxy built on the same login, pools, transport and relay without
+the guard (the sharding router) gives its sessions a policy of its own.
+
+The contract:
+
+* ``_allows(sql, size)``, from C on the hot path, for a simple Query's text (without its
+  NUL) in the read buffer: True when the statement is known to be allowed without any
+  Python work, in which case the session forwards it as it came. False means only "not
+  known here": the session then asks ``check``. It must never allow what ``check`` would
+  not.
+* ``check(sql) -> verdict``, from Python, for the text of a Query or a Parse (bytes as they
+  came off the wire): an object with ``allowed``; when not allowed, also ``rule``,
+  ``message`` and ``sqlstate``, which the client is told in place of the server's answer.
+  It may raise ValueError (UnicodeDecodeError) for text it cannot read: the session then
+  ends as for a malformed message.
+
+The default knows nothing and decides nothing: policies deny by default.
+"""
+
+
+cdef class Policy:
+    """A statement policy, as a client session's relay uses it (see the module)."""
+
+    cdef bint _allows(self, const unsigned char* sql, Py_ssize_t size) except -1:
+        return False
+
+    def allows(self, bytes sql) -> bool:
+        """``_allows`` from Python (tests): whether ``sql`` is allowed without ``check``."""
+        return self._allows(<const unsigned char*><char*>sql, len(sql))
+
+    def check(self, bytes sql):
+        """The verdict on one query string (see the module for what a verdict holds)."""
+        raise NotImplementedError
