@@ -9,7 +9,7 @@ from typing import Any
 
 import psycopg
 
-from . import firewall, scheduler
+from . import firewall, firewall_load, scheduler
 from .jobs import JobConsumer, JobInputError, JobLimits, JobOutput
 from .sandbox import SandboxUnavailable
 from .status import get_monitor
@@ -93,13 +93,16 @@ class FirewallConsumer(JobConsumer):
                 elif action == "reset":
                     output.emit({"kind": "reset", **await firewall.reset_sandbox()})
                 else:
-                    result = await firewall.load_test(
+                    result = await firewall_load.load_test(
                         progress=lambda p: output.emit({"kind": "progress", **p})
                     )
                     output.emit({"kind": "load", **result})
         except (
-            SandboxUnavailable, firewall.FirewallUnavailable, firewall.LoadTestBusy, ValueError,
-        ) as exc:  # fmt: skip
+            SandboxUnavailable,
+            firewall.FirewallUnavailable,
+            firewall_load.LoadTestBusy,
+            ValueError,
+        ) as exc:
             raise JobInputError(str(exc)) from exc
         except TimeoutError as exc:
             limit = self.deadlines[action]

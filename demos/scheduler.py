@@ -3,6 +3,11 @@
 submit-to-start of single jobs sent to the same, now idle, workers, then time the same
 Python callables through ``concurrent.futures.ThreadPoolExecutor`` for comparison.
 
+Longer than most modules (about 530 lines) because one run's whole life is here: the checked
+workload and its caps, the Python-job driver that mirrors a native run, the samples, the
+idle-pool probe and the summary read the same figures, and splitting them would scatter one
+contract across files.
+
 Two latencies, kept apart because they answer different questions: the run's own histogram
 is mostly *queueing delay* (a burst of N jobs queued at once waits for a worker, so its P50
 grows with N), while the idle-pool probe after it is what "submit-to-start" means on the

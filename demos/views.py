@@ -8,6 +8,7 @@ from django.shortcuts import render
 from engines.firewall.guard import RULES
 
 from . import firewall as firewall_demo
+from . import firewall_load
 from . import scheduler as scheduler_demo
 from .registry import DEMOS
 from .status import PROCESS_LABELS
@@ -53,9 +54,9 @@ def firewall(request: HttpRequest) -> HttpResponse:
             "rules": list(RULES.values()),
             "max_sql_kb": firewall_demo.MAX_SQL_BYTES // 1024,
             "max_rows": firewall_demo.MAX_ROWS,
-            "load_queries": firewall_demo.LOAD_QUERIES,
-            "load_queries_text": f"{firewall_demo.LOAD_QUERIES:,}",
-            "load_connections": firewall_demo.LOAD_CONNECTIONS,
+            "load_queries": firewall_load.LOAD_QUERIES,
+            "load_queries_text": f"{firewall_load.LOAD_QUERIES:,}",
+            "load_connections": firewall_load.LOAD_CONNECTIONS,
         },
     )
 

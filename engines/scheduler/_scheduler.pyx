@@ -5,6 +5,10 @@ Python jobs run on the worker threads, which take the GIL only to call them and 
 across a batch of consecutive Python jobs (one hand-over per batch, not per job). Futures
 complete through a futex-backed word in the object itself: no Python-level lock anywhere.
 Native kernels (_kernels.c) run with no GIL at all.
+
+About 700 lines because Scheduler, Future and NativeRun share the core's C structs and its
+lifetime rules (a future may outlive its scheduler; a fork must find every one): they are
+one contract with the C core, kept in one module.
 """
 
 import logging

@@ -10,6 +10,9 @@
 //             {"kind": "load", "seconds", "p50_ms", ..., "histogram": [[bound_ms, n]...],
 //              "direct": {the same figures, straight to PostgreSQL}, "added_ms": {"p50", ...}}
 
+// About 750 lines, one page's module: most of it is drawing (result tables, the counters, the
+// two-series histogram) from the messages above; the socket protocol is demo-socket.js's.
+
 import { DemoSocket, disconnectedText } from "./demo-socket.js";
 import { el, formatCount, svg } from "./dom.js";
 

@@ -20,6 +20,9 @@
 // After Run the page scrolls the live picture into view (instantly with reduced motion).
 // Everything is drawn as SVG built with DOM calls (no inline script or handler: strict CSP).
 
+// About 800 lines, one page's module: most of it is drawing (workers and steals, throughput,
+// the latency histogram, the result) from the messages above; the socket is demo-socket.js's.
+
 import { DemoSocket, disconnectedText } from "./demo-socket.js";
 import { el, formatCount, svg } from "./dom.js";
 

@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from channels.testing import WebsocketCommunicator
 
-from demos import firewall
+from demos import firewall, firewall_load
 from demos.sandbox import demo_dsn
 from portfolio.asgi import application
 
@@ -142,7 +142,7 @@ async def test_nulls_and_long_values(sandbox):
 async def test_load_test_small_direct_then_through_the_firewall(sandbox):
     reports = []
     before = (await firewall.firewall_stats())["latency"]["count"]
-    result = await firewall.load_test(queries=200, connections=5, progress=reports.append)
+    result = await firewall_load.load_test(queries=200, connections=5, progress=reports.append)
     for figures in (result, result["direct"]):
         assert figures["queries"] == 200
         assert 0 < figures["p50_ms"] <= figures["p95_ms"] <= figures["p99_ms"]
@@ -160,21 +160,21 @@ async def test_load_test_small_direct_then_through_the_firewall(sandbox):
     round_trips = (await firewall.firewall_stats())["latency"]["count"] - before
     assert 205 <= round_trips < 300
     assert [r["target"] for r in reports] == sorted(
-        (r["target"] for r in reports), key=firewall.LOAD_TARGETS.index
+        (r["target"] for r in reports), key=firewall_load.LOAD_TARGETS.index
     )
     assert [r["done"] for r in reports] == sorted(r["done"] for r in reports)
     assert reports[-1]["done"] == reports[-1]["total"] == 400
 
 
 async def test_a_second_load_test_waits_for_the_first(sandbox):
-    first = asyncio.create_task(firewall.load_test(queries=400, connections=4))
+    first = asyncio.create_task(firewall_load.load_test(queries=400, connections=4))
     await asyncio.sleep(0)  # let it claim the slot
     reports = []
 
     def note(item):
         reports.append({**item, "first_done": first.done()})
 
-    second = await firewall.load_test(queries=10, connections=1, progress=note)
+    second = await firewall_load.load_test(queries=10, connections=1, progress=note)
     assert second["queries"] == 10
     assert reports[0] == {"queued": True, "first_done": False}
     # Its own queries started only once the first test had finished.
@@ -183,11 +183,11 @@ async def test_a_second_load_test_waits_for_the_first(sandbox):
 
 
 async def test_a_load_test_waits_only_so_long(sandbox, monkeypatch):
-    monkeypatch.setattr(firewall, "LOAD_QUEUE_WAIT", 0.2)
-    first = asyncio.create_task(firewall.load_test(queries=2000, connections=4))
+    monkeypatch.setattr(firewall_load, "LOAD_QUEUE_WAIT", 0.2)
+    first = asyncio.create_task(firewall_load.load_test(queries=2000, connections=4))
     await asyncio.sleep(0)
-    with pytest.raises(firewall.LoadTestBusy, match="try again in a minute"):
-        await firewall.load_test(queries=10, connections=1)
+    with pytest.raises(firewall_load.LoadTestBusy, match="try again in a minute"):
+        await firewall_load.load_test(queries=10, connections=1)
     await first
 
 
@@ -388,7 +388,7 @@ async def test_load_through_the_socket_streams_progress_then_percentiles(sandbox
 
 @pytest.mark.django_db(transaction=True)
 async def test_a_second_load_while_one_runs_is_queued_and_says_so(sandbox):
-    running = asyncio.create_task(firewall.load_test(queries=2000, connections=10))
+    running = asyncio.create_task(firewall_load.load_test(queries=2000, connections=10))
     await asyncio.sleep(0)
     communicator = await connect()
     items, done = await run_job(communicator, {"action": "load"}, wait=60)
