@@ -50,6 +50,7 @@ from typing import Any
 from bench._report import fmt, met, ratio, table
 from engines.scheduler import Scheduler, measure
 from engines.scheduler.cli import ProgressBar
+from engines.scheduler.measure import fmt_ns
 
 LATENCY_ROUNDS = 5  # hot latency rounds per repetition: cheap, and the noisiest figure
 
@@ -151,12 +152,6 @@ def record(fig: dict[str, list[float]], key: str, summary: dict[str, float | Non
 
 def median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
-
-
-def fmt_ns(ns: float | None) -> str:
-    if ns is None:
-        return "n/a"
-    return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -11,6 +11,7 @@ from typing import TextIO
 
 from . import measure, metrics
 from ._scheduler import KERNELS, PATTERNS, Scheduler
+from .measure import fmt_ns
 
 
 class ProgressBar:
@@ -36,12 +37,6 @@ class ProgressBar:
     def close(self) -> None:
         self.stream.write("\r" + " " * (self.width + 50) + "\r")
         self.stream.flush()
-
-
-def _fmt_ns(ns: float | None) -> str:
-    if ns is None:
-        return "n/a"
-    return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
@@ -75,8 +70,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         )
     hot, parked = d["latency"]["hot_summary"], d["latency"]["parked_summary"]
     out.write(
-        f"latency hot p50={_fmt_ns(hot['p50_ns'])} p99={_fmt_ns(hot['p99_ns'])}; "
-        f"parked p50={_fmt_ns(parked['p50_ns'])} p99={_fmt_ns(parked['p99_ns'])}\n"
+        f"latency hot p50={fmt_ns(hot['p50_ns'])} p99={fmt_ns(hot['p99_ns'])}; "
+        f"parked p50={fmt_ns(parked['p50_ns'])} p99={fmt_ns(parked['p99_ns'])}\n"
     )
     return 0 if not args.verify or (p["missing"], p["duplicates"]) == (0, 0) else 1
 
@@ -104,9 +99,17 @@ def cmd_bench(args: argparse.Namespace, out: TextIO) -> int:
         bar.step("latency, parked")
         parked = measure.latency(s, 20 if args.quick else 200, 2000)["parked"]
     bar.close()
-    rows.append(("latency hot p50 / p99", f"{_fmt_ns(hot['p50_ns'])} / {_fmt_ns(hot['p99_ns'])}"))
     rows.append(
-        ("latency parked p50 / p99", f"{_fmt_ns(parked['p50_ns'])} / {_fmt_ns(parked['p99_ns'])}")
+        (
+            "latency hot p50 / p99",
+            f"{fmt_ns(hot['p50_ns'])} / {fmt_ns(hot['p99_ns'])}",
+        )
+    )
+    rows.append(
+        (
+            "latency parked p50 / p99",
+            f"{fmt_ns(parked['p50_ns'])} / {fmt_ns(parked['p99_ns'])}",
+        )
     )
     width = max(len(r[0]) for r in rows)
     out.write(f"engines.scheduler, {args.workers} workers\n")

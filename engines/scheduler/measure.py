@@ -63,6 +63,13 @@ def latency(s: Scheduler, probes: int, interval_us: float) -> dict[str, Any]:
     return {"hot": d["latency"]["hot_summary"], "parked": d["latency"]["parked_summary"]}
 
 
+def fmt_ns(ns: float | None) -> str:
+    """A latency in nanoseconds as people read it: ``384 ns``, ``10.24 µs``, ``n/a``."""
+    if ns is None:
+        return "n/a"
+    return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
+
+
 def fib_value(n: int) -> int:
     """fib(n), to check the scheduler's answer."""
     a, b = 0, 1

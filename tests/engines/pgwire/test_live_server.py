@@ -60,6 +60,7 @@ from engines.pgwire import (
     Terminate,
     md5_password,
 )
+from engines.procs import free_port
 
 PG_BINDIR = Path(os.environ.get("PG_BINDIR", "/usr/lib/postgresql/15/bin"))
 PASSWORD = "s3cret pässword"
@@ -69,12 +70,6 @@ pytestmark = pytest.mark.skipif(
     not (PG_BINDIR / "initdb").exists() or not (PG_BINDIR / "postgres").exists(),
     reason=f"PostgreSQL binaries not found in {PG_BINDIR} (set PG_BINDIR)",
 )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _ready(pid_file: Path) -> bool:
@@ -108,7 +103,7 @@ def server() -> Iterator[int]:
         )  # fmt: skip
         hba = data / "pg_hba.conf"
         hba.write_text(f"host all {MD5_USER} 127.0.0.1/32 md5\n" + hba.read_text())
-        port = _free_port()
+        port = free_port()
         with open(log, "wb") as log_file:
             process = subprocess.Popen(
                 [PG_BINDIR / "postgres", "-D", data, "-p", str(port), "-k", root,
