@@ -153,7 +153,7 @@ async def reset_sandbox(only_if_missing: bool = False) -> dict[str, Any] | None:
     under the reset's lock, so concurrent callers create them once."""
     started = time.perf_counter()
     async with (
-        await psycopg.AsyncConnection.connect(demo_dsn(), connect_timeout=CONNECT_TIMEOUT) as conn,
+        await connect_direct() as conn,
         conn.transaction(),
     ):
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", [_RESET_LOCK])
@@ -305,7 +305,16 @@ def _cell(value: bytes | None, encoding: str) -> str | None:
     return text if len(text) <= MAX_CELL_CHARS else text[:MAX_CELL_CHARS] + "…"
 
 
+async def connect_direct(**kwargs: Any) -> psycopg.AsyncConnection:
+    """A login to the demo instance itself, around the firewall: resets, the sandbox check
+    and the load test's baseline."""
+    return await psycopg.AsyncConnection.connect(
+        demo_dsn(), connect_timeout=CONNECT_TIMEOUT, **kwargs
+    )
+
+
 async def connect_through_firewall(**kwargs: Any) -> psycopg.AsyncConnection:
+    """A login through the SQL firewall; FirewallUnavailable says why one failed."""
     try:
         return await psycopg.AsyncConnection.connect(
             firewall_dsn(), connect_timeout=CONNECT_TIMEOUT, **kwargs

@@ -19,8 +19,7 @@ from typing import Any
 
 import psycopg
 
-from .firewall import CONNECT_TIMEOUT, connect_through_firewall, ensure_sandbox
-from .sandbox import demo_dsn
+from .firewall import connect_direct, connect_through_firewall, ensure_sandbox
 
 LOAD_QUERIES = 2_000  # the owner's test: 2,000 queries over 20 connections
 LOAD_CONNECTIONS = 20
@@ -114,12 +113,6 @@ async def _warm_up(conns: list[psycopg.AsyncConnection], key: int) -> None:
     await asyncio.gather(*(warm(conn) for conn in conns))
 
 
-async def _connect_direct(**kwargs: Any) -> psycopg.AsyncConnection:
-    return await psycopg.AsyncConnection.connect(
-        demo_dsn(), connect_timeout=CONNECT_TIMEOUT, **kwargs
-    )
-
-
 async def _claim_load_slot(waiting: Callable[[], None]) -> None:
     """Take the process's load-test slot, waiting (up to ``LOAD_QUEUE_WAIT``) for a load
     test already running, whoever started it: a few seconds in line beat a refusal."""
@@ -147,7 +140,7 @@ async def _run_target(
 ) -> tuple[list[float], float, int]:
     """``queries`` timed queries over ``connections`` logins to ``target`` after the warm-up;
     returns (latencies in ms, wall seconds, connections used)."""
-    connect = _connect_direct if target == "direct" else connect_through_firewall
+    connect = connect_direct if target == "direct" else connect_through_firewall
     conns: list[psycopg.AsyncConnection] = []
     try:
         opened = await asyncio.gather(
@@ -230,7 +223,7 @@ async def load_test(
     await _claim_load_slot(lambda: tell({"queued": True}))
     try:
         await ensure_sandbox()
-        async with await _connect_direct() as conn:
+        async with await connect_direct() as conn:
             try:
                 cur = await conn.execute("SELECT id FROM customers ORDER BY id LIMIT 1000")
             except psycopg.errors.UndefinedTable as exc:

@@ -18,6 +18,14 @@ export function svg(tag, attrs = {}, text) {
   return node;
 }
 
+const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
+
+/** How a demo page scrolls something into view: smoothly, unless the visitor asked for less
+ * motion. */
+export function scrollBehavior() {
+  return reducedMotion.matches ? "auto" : "smooth";
+}
+
 const integer = new Intl.NumberFormat("en");
 
 /** A count with thousands separators, or a dash for anything that is not a finite number. */

@@ -14,12 +14,11 @@
 // two-series histogram) from the messages above; the socket protocol is demo-socket.js's.
 
 import { DemoSocket, disconnectedText } from "./demo-socket.js";
-import { el, formatCount, svg } from "./dom.js";
+import { el, formatCount, scrollBehavior, svg } from "./dom.js";
 
 const root = document.querySelector("[data-fw]");
 const RESTART_ON = new Set(["timeout", "limit"]); // the watch hit its cap: watch again
 const MAX_HISTORY = 8; // results kept on the page, newest first
-const REDUCED_MOTION = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 // -- small helpers ------------------------------------------------------------------------
 
@@ -54,7 +53,7 @@ function reveal(node) {
   const box = node.getBoundingClientRect();
   const viewport = window.innerHeight || document.documentElement.clientHeight;
   if (box.top >= 0 && box.top < viewport - Math.min(box.height, viewport / 3)) return;
-  node.scrollIntoView({ block: "nearest", behavior: REDUCED_MOTION.matches ? "auto" : "smooth" });
+  node.scrollIntoView({ block: "nearest", behavior: scrollBehavior() });
 }
 
 function formatChartMs(ms) {

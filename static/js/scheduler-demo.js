@@ -24,7 +24,7 @@
 // the latency histogram, the result) from the messages above; the socket is demo-socket.js's.
 
 import { DemoSocket, disconnectedText } from "./demo-socket.js";
-import { el, formatCount, svg } from "./dom.js";
+import { el, formatCount, scrollBehavior, svg } from "./dom.js";
 
 const root = document.querySelector("[data-sd]");
 const MAX_POINTS = 200; // throughput samples kept (20 s at 10 a second)
@@ -145,12 +145,6 @@ function kindLabel(name) {
 }
 
 // -- bringing results into view -------------------------------------------------------------
-
-const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
-
-function scrollBehavior() {
-  return reducedMotion.matches ? "auto" : "smooth";
-}
 
 /**
  * After Run, scroll so the live picture is on screen, with as much around it as fits. In

@@ -3,6 +3,9 @@ errors and notices, the COPY responses (the requests, type 'R', are in ``authent
 
 Why each class is decorated ``@typed(b"...")``: that files its ``decode`` in the backend
 decoder table (see ``base``), so ``decode_backend`` needs no list of classes.
+
+About 500 lines because the server speaks about thirty message types after login; they are
+one direction of one protocol, already apart from the startup and authentication exchanges.
 """
 
 from __future__ import annotations

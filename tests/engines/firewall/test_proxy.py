@@ -1,6 +1,11 @@
 """The firewall with real clients: psql, psycopg (sync, async, pipeline), asyncpg, pgbench;
 and the faults a proxy must survive: bad passwords, junk bytes, a server killed mid-query,
-a client vanishing mid-transaction, an exhausted pool, a cancel."""
+a client vanishing mid-transaction, an exhausted pool, a cancel.
+
+About 650 lines because every test here shares one expensive setting (a real PostgreSQL and
+a firewall in front of it, started once per test session); the guard's rules, the
+configuration, prepared statements and back-pressure have files of their own.
+"""
 
 from __future__ import annotations
 
