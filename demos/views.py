@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from engines.firewall.guard import RULES
+from engines.firewall.verdicts import RULES
 
 from . import firewall as firewall_demo
 from . import firewall_load

@@ -10,12 +10,12 @@ import signal
 import sys
 
 from .config import POOL_MODES, ConfigError, load_config
-from .guard import RULES
 from .proxy import FirewallProxy
+from .verdicts import RULES
 
 EPILOG = (
     """
-rules (all on by default; choose with [guard] rules in the config file):
+rules (the guard denies by default; each refusal names one of these):
 """
     + "\n".join(f"  {rule.name:<24} {rule.description}" for rule in RULES.values())
     + """
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--pool-size", type=int, metavar="N", help="server connections per database (default 20)"
     )
     parser.add_argument(
-        "--config", metavar="FILE", help="TOML file: databases, users, rules, limits"
+        "--config", metavar="FILE", help="TOML file: databases, users, guard additions, limits"
     )
     parser.add_argument(
         "--metrics-listen",

@@ -1,8 +1,6 @@
 # The guard's compiled half (_guard.pyx): its counters, the verdict-cache key, and its
 # policy as one session's relay asks it. Used from Python (guard.py) only.
 
-cimport cython
-
 from engines.firewall._policy cimport Policy
 
 
@@ -17,10 +15,7 @@ cdef class GuardStats:
 cdef bytes _verdict_key(const unsigned char* sql, Py_ssize_t size, bytes text, bint* exact)
 
 
-@cython.final
 cdef class SessionGuard(Policy):
-    cdef object _guard
-    cdef object _role
     cdef dict _verdicts
     cdef GuardStats _stats
     cdef object _allowed

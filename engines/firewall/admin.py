@@ -20,8 +20,8 @@ from engines.pgwire import (
     error_response,
 )
 
-from .guard import RULES
 from .metrics import stats_snapshot
+from .verdicts import RULES
 
 if TYPE_CHECKING:
     from .proxy import FirewallProxy
@@ -75,16 +75,8 @@ def answer(proxy: FirewallProxy, command: str) -> bytes:
         return _result(["name", "value"], rows, "SHOW")
     if words == ["SHOW", "RULES"]:
         blocked = stats["guard"]["blocked"]
-        rows = [
-            [
-                rule.name,
-                "yes" if rule.name in proxy.guard.rules else "no",
-                blocked.get(rule.name, 0),
-                rule.description,
-            ]
-            for rule in RULES.values()
-        ]
-        return _result(["rule", "enabled", "blocked", "description"], rows, "SHOW")
+        rows = [[rule.name, blocked.get(rule.name, 0), rule.description] for rule in RULES.values()]
+        return _result(["rule", "blocked", "description"], rows, "SHOW")
     return error_response(
         "42601",
         f"unknown console command {command.strip()[:80]!r}",

@@ -4,7 +4,8 @@ for several databases, users and rules.
 With only ``--upstream`` given, clients log in with the upstream's own user name and
 password, so the proxy drops in front of an existing database with no other set-up. A config
 file adds databases, a user list (PgBouncer-style: a name and a SCRAM verifier or a
-plaintext password per user), guard rules and exempt roles, and pool limits::
+plaintext password per user), the guard's additions to its default policy and exempt roles,
+and pool limits::
 
     listen = "127.0.0.1:6432"
     metrics_listen = "127.0.0.1:9187"
@@ -24,9 +25,14 @@ plaintext password per user), guard rules and exempt roles, and pool limits::
     [databases.demo.users.reporting]    # this user's own pool, with its own limits
     pool_size = 4
 
-    [guard]
-    rules = ["drop", "truncate", "alter_table", "delete_without_where"]
+    [databases.demo.guard]              # added to [guard]'s lists for this database
+    functions = ["public.slugify(text)"]
+
+    [guard]                             # the default policy: engines/firewall/README.md
     exempt_roles = ["owner"]
+    ddl = ["CREATE TABLE", "CREATE INDEX", "CREATE VIEW", "CREATE SEQUENCE"]
+    functions = []                      # user functions clients may call, by signature
+    settings = []                       # more settings clients may SET LOCAL
 
 A key the proxy does not know is an error naming its section and the nearest valid key, never
 silently ignored: a misspelt ``pool_sise`` would otherwise leave the default pool size.
@@ -43,7 +49,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .guard import RULES
+from psycopg.conninfo import make_conninfo
+
+from .tree_policy import DEFAULT_DDL, KNOWN_DDL
 
 
 class ConfigError(ValueError):
@@ -61,15 +69,16 @@ TOP_LEVEL_KEYS = (
 )  # fmt: skip
 DATABASE_KEYS = (
     "upstream", *POOL_KEYS, "server_idle_timeout", "server_lifetime", "query_wait_timeout",
-    "users",
+    "idle_transaction_timeout", "users", "guard",
 )  # fmt: skip
 USER_KEYS = ("pool_size", "min_pool_size")
-GUARD_KEYS = ("rules", "exempt_roles")
+POLICY_KEYS = ("ddl", "functions", "settings")
+GUARD_KEYS = ("exempt_roles", *POLICY_KEYS)
 TLS_KEYS = ("cert", "key")
 # Keys of another table, written at the top level: the error says where they belong.
 MISPLACED = (
     dict.fromkeys(DATABASE_KEYS, "[databases.NAME]")
-    | dict.fromkeys(GUARD_KEYS, "[guard]")
+    | dict.fromkeys(("exempt_roles", *POLICY_KEYS), "[guard]")
     | dict.fromkeys(TLS_KEYS, "[tls]")
 )
 
@@ -109,6 +118,24 @@ class Upstream:
             sslrootcert=query.get("sslrootcert"),
         )
 
+    def dsn(self) -> str:
+        """A libpq connection string for this upstream (the guard reads its catalog)."""
+        return make_conninfo(
+            host=self.host, port=self.port, user=self.user, password=self.password,
+            dbname=self.database, sslmode=self.sslmode, sslrootcert=self.sslrootcert,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class GuardPolicy:
+    """What the guard adds to its default policy for one database: DDL kinds beyond the
+    default four, user functions by signature (resolved in the catalog at start-up), and
+    settings clients may change with SET LOCAL."""
+
+    ddl: frozenset[str] = DEFAULT_DDL
+    functions: tuple[str, ...] = ()
+    settings: frozenset[str] = frozenset()
+
 
 @dataclass(frozen=True)
 class PoolLimits:
@@ -136,6 +163,10 @@ class DatabaseConfig:
     server_idle_timeout: float = 600.0  # close a warm server connection idle this long
     server_lifetime: float = 3600.0  # and any server connection this old, once released
     query_wait_timeout: float = 10.0  # a client waits this long for a server, then errors
+    # A client idle inside a transaction this long loses its server (PostgreSQL's
+    # idle_in_transaction_session_timeout), so no one holds locks on a pooled server; 0: off.
+    idle_transaction_timeout: float = 60.0
+    guard: GuardPolicy = GuardPolicy()
     user_limits: dict[str, PoolLimits] = field(default_factory=dict)
     max_db_connections: int = 0  # across all its user pools; 0: no cap but each pool's
 
@@ -154,7 +185,6 @@ class ProxyConfig:
     databases: dict[str, DatabaseConfig] = field(default_factory=dict)
     # user name -> SCRAM verifier or plaintext password; empty means "the upstream's user".
     users: dict[str, str] = field(default_factory=dict)
-    rules: frozenset[str] = frozenset(RULES)
     exempt_roles: frozenset[str] = frozenset()
     max_client_connections: int = 1000
     tls_cert: str | None = None
@@ -221,7 +251,28 @@ def _positive(value: Any, what: str, allow_zero: bool = False) -> Any:
     return value
 
 
-def _database(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> DatabaseConfig:
+def _policy(raw: Mapping[str, Any], where: str, base: GuardPolicy | None = None) -> GuardPolicy:
+    """The guard's additions in ``raw`` (a [guard] table), on top of ``base``'s."""
+    ddl = set(_strings(raw.get("ddl", sorted(DEFAULT_DDL)), f"{where} ddl"))
+    unknown = sorted(ddl - KNOWN_DDL)
+    if unknown:
+        raise ConfigError(
+            f'unknown DDL kind "{unknown[0]}" in {where} ddl; known: {", ".join(sorted(KNOWN_DDL))}'
+        )
+    functions = _strings(raw.get("functions", []), f"{where} functions")
+    settings = {name.lower() for name in _strings(raw.get("settings", []), f"{where} settings")}
+    if base is None:
+        return GuardPolicy(frozenset(ddl), tuple(functions), frozenset(settings))
+    return GuardPolicy(
+        base.ddl | ddl if "ddl" in raw else base.ddl,
+        (*base.functions, *functions),
+        base.settings | settings,
+    )
+
+
+def _database(
+    name: str, raw: dict[str, Any], defaults: dict[str, Any], guard: GuardPolicy
+) -> DatabaseConfig:
     section = _section("databases", name)
     if not isinstance(raw, dict):
         raise ConfigError(
@@ -253,10 +304,18 @@ def _database(name: str, raw: dict[str, Any], defaults: dict[str, Any]) -> Datab
         for key in ("server_idle_timeout", "server_lifetime", "query_wait_timeout")
         if key in settings
     }
+    if "idle_transaction_timeout" in settings:
+        timeouts["idle_transaction_timeout"] = float(_positive(
+            settings["idle_transaction_timeout"], f"{name}.idle_transaction_timeout",
+            allow_zero=True,
+        ))  # fmt: skip
+    guard_table = _table(raw, "guard", _section("databases", name, "guard"))
+    _check_keys(guard_table, POLICY_KEYS, f"in {_section('databases', name, 'guard')}")
     return DatabaseConfig(
         name=name, upstream=Upstream.from_url(settings["upstream"]), pool_size=size,
         min_pool_size=minimum, pool_mode=mode, user_limits=user_limits,
-        max_db_connections=max_db, **timeouts,
+        max_db_connections=max_db,
+        guard=_policy(guard_table, _section("databases", name, "guard"), guard), **timeouts,
     )  # fmt: skip
 
 
@@ -287,14 +346,22 @@ def load_config(
         if key in raw and key not in pool_defaults:
             pool_defaults[key] = raw[key]
 
+    guard = _table(raw, "guard", "[guard]")
+    if "rules" in guard:
+        raise ConfigError(
+            "[guard] rules is gone: the guard now denies by default and enforces every rule; "
+            "list what it should also allow with ddl, functions and settings"
+        )
+    _check_keys(guard, GUARD_KEYS, "in [guard]")
+    policy = _policy(guard, "[guard]")
     databases = {
-        name: _database(name, section, pool_defaults)
+        name: _database(name, section, pool_defaults, policy)
         for name, section in _table(raw, "databases", "[databases]").items()
     }
     if "upstream" in overrides:
         upstream = Upstream.from_url(overrides["upstream"])
         databases[upstream.database] = _database(
-            upstream.database, {"upstream": overrides["upstream"]}, pool_defaults
+            upstream.database, {"upstream": overrides["upstream"]}, pool_defaults, policy
         )
     if not databases:
         raise ConfigError("no database to proxy: give --upstream or a [databases.NAME] section")
@@ -317,22 +384,13 @@ def load_config(
     metrics_host, metrics_port = (
         parse_address(metrics, "metrics_listen") if metrics else (None, None)
     )
-    guard = _table(raw, "guard", "[guard]")
-    _check_keys(guard, GUARD_KEYS, "in [guard]")
-    rules = frozenset(_strings(guard.get("rules", list(RULES)), "[guard] rules"))
-    unknown = sorted(rules - set(RULES))
-    if unknown:
-        raise ConfigError(
-            f'unknown guard rule "{unknown[0]}" in [guard] rules; '
-            f"{_did_you_mean(unknown[0], RULES, 'rules')}"
-        )
     exempt_roles = _strings(guard.get("exempt_roles", []), "[guard] exempt_roles")
     tls = _table(raw, "tls", "[tls]")
     _check_keys(tls, TLS_KEYS, "in [tls]")
     return ProxyConfig(
         listen_host=listen[0], listen_port=listen[1],
         metrics_host=metrics_host, metrics_port=metrics_port,
-        databases=databases, users=users, rules=rules,
+        databases=databases, users=users,
         exempt_roles=frozenset(exempt_roles),
         max_client_connections=int(raw.get("max_client_connections", 1000)),
         tls_cert=overrides.get("tls_cert") or tls.get("cert"),

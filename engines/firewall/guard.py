@@ -1,370 +1,377 @@
-"""The guard: decides from PostgreSQL's own parse tree whether a statement may run.
+"""The guard: decides from PostgreSQL's own parse tree whether a statement may run, and
+settles for one session what depends on it.
 
-Matching SQL text with regular expressions is how firewalls get bypassed: a ``DROP`` hides
-in a CTE, a multi-statement string, a ``PREPARE``, a ``CREATE RULE`` action, a quoted or
-Unicode-escaped name, while a comment or a string literal that merely says "DROP" trips the
-rule. The guard instead parses every statement with pglast (libpg_query, the PostgreSQL
-parser itself) and walks the whole tree, so a destructive node is found wherever it sits and
-text that is not SQL never matches.
+Every Query, Parse, Bind and FunctionCall is judged. The text is parsed with pglast
+(libpg_query, the PostgreSQL parser itself) into JSON and walked against a deny-by-default
+policy (tree_policy.py); comments and literals never match, and a destructive node is found
+wherever it hides. Parsing costs ~20 µs, so verdicts are cached under a key that keeps every
+token but the values of numbers (_guard.pyx, ``verdict_key``); a verdict that read a
+constant's value is shared with the very same text only.
 
-pglast's Python AST costs ~150 µs a statement; its JSON output, walked as plain dicts, costs
-~20 µs, and a verdict is cached by statement text (an LRU), so a repeated statement costs a
-dict lookup.
+A session reads bytes in its client encoding (a statement's bytes are decoded as the server
+would convert them), judges Binds of statements whose verdict waits for parameters, lifts
+refusals on its own temporary tables, and refuses session state under transaction pooling
+(``GuardSession``). Long statements are parsed on a worker thread, never on the event loop,
+and a statement that cannot be checked in time is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-import re
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import pglast
+from pglast import ast
 from pglast import parser as pg_parser
+from pglast.stream import RawStream
 
+from . import encodings
 from ._guard import GuardStats, SessionGuard, verdict_key
+from .catalog import Catalog
+from .tree_policy import DEFAULT_DDL, Decision, TooComplex, TreePolicy
+from .verdicts import (
+    ALLOWED,
+    CHARACTER_NOT_IN_REPERTOIRE,
+    PROGRAM_LIMIT_EXCEEDED,
+    RULES,
+    SYNTAX_ERROR,
+    Rule,
+    Verdict,
+    refusal,
+)
+
+__all__ = ["ALLOWED", "RULES", "Guard", "GuardSession", "Rule", "Verdict", "reads_unlike_guard"]
 
 logger = logging.getLogger(__name__)
 
-# SQLSTATEs the proxy answers with.
-INSUFFICIENT_PRIVILEGE = "42501"
-SYNTAX_ERROR = "42601"
-PROGRAM_LIMIT_EXCEEDED = "54000"
+# Stored under a shape's key when its verdict read a constant: look up the exact text.
+_BY_TEXT = Verdict(False, "by_text")
+_executor: ThreadPoolExecutor | None = None
 
 
-@dataclass(frozen=True)
-class Rule:
-    """A named kind of statement the guard blocks, with the reason a user reads."""
-
-    name: str
-    description: str
-
-
-RULES: dict[str, Rule] = {
-    rule.name: rule
-    for rule in [
-        Rule("drop", "DROP of any object"),
-        Rule("truncate", "TRUNCATE"),
-        Rule("alter_table", "ALTER TABLE, including renames and SET SCHEMA"),
-        Rule("delete_without_where", "DELETE without a WHERE clause that names a column"),
-        Rule("update_without_where", "UPDATE without a WHERE clause that names a column"),
-        Rule("merge_without_condition", "MERGE that deletes or updates on a constant condition"),
-        Rule("dynamic_sql", "DO blocks and function definitions, whose SQL cannot be checked"),
-        Rule("copy_program", "COPY to or from a server-side program"),
-        Rule("unsafe_function", "functions that run SQL elsewhere or end other sessions"),
-        Rule(
-            "string_syntax",
-            "turning standard_conforming_strings off or client_encoding away from UTF8, after "
-            "which PostgreSQL would read string literals differently from the guard",
-        ),
-    ]
-}
-
-# Relation kinds whose ALTER ... RENAME / SET SCHEMA counts as altering a table.
-_RELATION_OBJECTS = {
-    "OBJECT_TABLE", "OBJECT_COLUMN", "OBJECT_TABCONSTRAINT", "OBJECT_VIEW", "OBJECT_MATVIEW",
-    "OBJECT_FOREIGN_TABLE", "OBJECT_SEQUENCE", "OBJECT_INDEX", "OBJECT_SCHEMA",
-}  # fmt: skip
-# Nodes that make a WHERE clause depend on the row: without one of them it is a constant,
-# and `DELETE FROM t WHERE 1 = 1` removes every row as surely as no WHERE at all. A column
-# (anywhere in the clause, subqueries included: it may be correlated), a bind parameter
-# (its value comes later: the benefit of the doubt), WHERE CURRENT OF, or a function whose
-# value changes from row to row. Any other function call is as constant as its arguments:
-# `WHERE now() IS NOT NULL` and `WHERE EXISTS (SELECT 1)` match every row.
-_ROW_DEPENDENT = {"ColumnRef", "ParamRef", "CurrentOfExpr"}
-_PER_ROW_FUNCTIONS = {
-    "random", "random_normal", "clock_timestamp", "timeofday", "nextval", "gen_random_uuid",
-    "uuid_generate_v1", "uuid_generate_v4",
-}  # fmt: skip
-# A statement whose JSON tree contains none of these strings breaks no rule, and most
-# statements (plain SELECTs, INSERTs) contain none: for them the guard skips json.loads and
-# the tree walk, the bulk of its cost. Node types appear in the JSON only as keys, '{"Type":';
-# a string literal spelling one is escaped ({\"Type\":) and so never matches. Function
-# names appear as '"sval":"name"' (folded to lower case, as the parser folds them).
-_NODE_TRIGGERS = (
-    '{"Drop', '{"TruncateStmt":', '{"AlterTableStmt":', '{"RenameStmt":',
-    '{"AlterObjectSchemaStmt":', '{"DeleteStmt":', '{"UpdateStmt":', '{"MergeStmt":',
-    '{"DoStmt":', '{"CreateFunctionStmt":', '"is_program":',
-    '{"VariableSetStmt":', '"setstmt":', '"relname":"pg_settings"',
-)  # fmt: skip
-UNSAFE_FUNCTIONS = {
-    "dblink", "dblink_exec", "pg_terminate_backend", "lo_unlink", "pg_drop_replication_slot",
-    "pg_replication_origin_drop", "pg_file_unlink",
-}  # fmt: skip
-# The guard reads SQL as PostgreSQL does only while two settings keep safe values, so
-# nothing may change them (SET in every form, set_config(), UPDATE pg_settings, which calls
-# set_config):
-# - standard_conforming_strings on: the guard reads a backslash in '...' as an ordinary
-#   character. Were it off, `SELECT 'a\' , ' ; DROP TABLE t; --'` — two harmless strings to
-#   the guard — would be one string and a DROP to the server.
-# - client_encoding UTF8: the guard decodes UTF-8. In a client-only encoding (BIG5, GBK,
-#   SJIS…) a multibyte character may end in the byte of a backslash or quote: the UTF-8
-#   bytes E4 B8 AD 5C read in BIG5 are two characters, no backslash, so `E'中\' ; DROP …'`
-#   would be a string and a DROP to the server where the guard reads one string.
-# Values are compared cleaned as PostgreSQL cleans encoding names (case and punctuation
-# dropped) and with digits read as 0, like the verdict cache (_guard.pyx): `= 1`
-# and `= 0` then get one verdict — refused, since only words count as "on".
-_SAFE_SETTING_VALUES = {
-    "standard_conforming_strings": {"on", "true", "yes", "t", "y"},
-    "client_encoding": {"utf0", "unicode"},  # UTF8, utf-8, Unicode
-}
-_SETTING_FUNCTIONS = {"set_config"}
-# PostgreSQL's client-only encodings: multibyte characters whose later bytes may be ASCII
-# quotes or backslashes (every server encoding is ASCII-safe), the ones meant above.
-_CLIENT_ONLY_ENCODINGS = {"BIG5", "GBK", "GB18030", "JOHAB", "SJIS", "SHIFT_JIS_2004", "UHC"}
-_TRIGGERS = _NODE_TRIGGERS + tuple(
-    f'"sval":"{name}"' for name in sorted(UNSAFE_FUNCTIONS | _SETTING_FUNCTIONS)
-)
+def _worker() -> ThreadPoolExecutor:
+    """One thread parses long statements (pglast releases the GIL while it parses); one, so
+    a flood of them queues instead of taking every core and all memory."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="guard")
+    return _executor
 
 
-# Verdicts are cached by statement text with every digit read as 0, so `... WHERE aid =
-# 4711` and `... WHERE aid = 8150` share one parse; text where a digit may matter (a `$`,
-# a backslash, an `&`) is cached under its exact bytes. Why that is sound is a security
-# invariant, so it is defined once, in C, for this module and for the sessions' hot path
-# alike: _guard.pyx (verdict_key). Setting values are read the same way (_clean).
-_DIGITS_TO_ZERO_TEXT = str.maketrans("123456789", "000000000")
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """The guard's answer for one query string (which may hold several statements)."""
-
-    allowed: bool
-    rule: str | None = None
-    message: str = ""
-    sqlstate: str = ""
-
-    @property
-    def blocked(self) -> bool:
-        return not self.allowed
-
-
-ALLOWED = Verdict(True)
-
-
-def guard_blind_value(name: str, value: str) -> bool:
-    """Whether a setting's value, as the server reports it (ParameterStatus) or a client
-    asks for it at login, makes PostgreSQL read SQL unlike the guard (see above): a session
-    in which it holds cannot be guarded, and is refused or ended."""
+def reads_unlike_guard(name: str, value: str) -> bool:
+    """Whether a setting's value, as the server reports it (ParameterStatus), makes
+    PostgreSQL read SQL unlike the guard: a session in which it holds is ended."""
     if name == "standard_conforming_strings":
         return value != "on"
-    return name == "client_encoding" and value.upper() in _CLIENT_ONLY_ENCODINGS
+    return name == "client_encoding" and encodings.codec(value) is None
 
 
-def _nodes(tree: Any) -> Iterator[tuple[str, dict]]:
-    """Every (node type, fields) in a pglast JSON tree, iteratively: hostile SQL can nest
-    deeper than Python's recursion limit."""
-    stack = [tree]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if isinstance(value, dict):
-                    if key[:1].isupper():
-                        yield key, value
-                    stack.append(value)
-                elif isinstance(value, list):
-                    stack.extend(value)
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
-def _row_dependent(clause: Any) -> bool:
-    return any(
-        kind in _ROW_DEPENDENT
-        or (kind == "FuncCall" and _function_name(node).lower() in _PER_ROW_FUNCTIONS)
-        for kind, node in _nodes({"Node": clause})
-    )
-
-
-def _clean(value: object) -> str:
-    return re.sub(r"[^a-z0-9]", "", str(value).lower()).translate(_DIGITS_TO_ZERO_TEXT)
-
-
-def _unsafe_setting(setting: dict) -> str | None:
-    """The setting a VariableSetStmt's fields would give an unsafe value, if any."""
-    name = (setting.get("name") or "").lower()
-    if name not in _SAFE_SETTING_VALUES or setting.get("kind") in {"VAR_RESET", "VAR_SET_DEFAULT"}:
-        return None
-    args = setting.get("args") or []
-    if setting.get("kind") != "VAR_SET_VALUE" or len(args) != 1:
-        return name
-    const = args[0].get("A_Const", {})
-    value = const["sval"].get("sval") if "sval" in const else const.get("ival", {}).get("ival")
-    return None if _clean(value) in _SAFE_SETTING_VALUES[name] else name
-
-
-def _set_config_of_unsafe_setting(call: dict) -> str | None:
-    """set_config(name, ...) of a guarded setting (or of a name that is not a constant)."""
-    args = call.get("args") or []
-    name = args[0].get("A_Const", {}).get("sval", {}).get("sval") if args else None
-    if name is None:
-        return "a setting named by an expression"
-    return name.lower() if name.lower() in _SAFE_SETTING_VALUES else None
-
-
-def _relation_name(node: dict) -> str:
-    relation = node.get("relation") or {}
-    parts = [relation.get("schemaname"), relation.get("relname")]
-    return ".".join(p for p in parts if p) or "?"
-
-
-def _drop_what(kind: str, node: dict) -> str:
-    """ "DROP TABLE" for DropStmt's removeType, "DROP DATABASE" for DropdbStmt, and so on."""
-    if kind == "DropStmt":
-        return "DROP " + node.get("removeType", "").removeprefix("OBJECT_").replace("_", " ")
-    words = re.findall(r"[A-Z][a-z]*", kind.removesuffix("Stmt").replace("Dropdb", "DropDatabase"))
-    return " ".join(words).upper()
-
-
-def _function_name(node: dict) -> str:
-    names = [part.get("String", {}).get("sval", "") for part in node.get("funcname", [])]
-    return names[-1] if names else ""
+def qualify_temp(sql: str, names: frozenset[str]) -> str:
+    """``sql`` with the unqualified relations of its DROP, TRUNCATE, ALTER TABLE and renames
+    qualified by pg_temp: run as the session's own temporary objects or not at all, never
+    on a permanent table of the same name (if the temporary one was never made, or was
+    dropped at commit)."""
+    statements = pglast.parse_sql(sql)
+    for raw in statements:
+        node = raw.stmt
+        if isinstance(node, ast.DropStmt):
+            node.objects = tuple(
+                (ast.String("pg_temp"), *item) if len(item) == 1 and item[0].sval in names else item
+                for item in node.objects
+            )
+        elif isinstance(node, ast.TruncateStmt):
+            for relation in node.relations:
+                if relation.schemaname is None and relation.relname in names:
+                    relation.schemaname = "pg_temp"
+        elif isinstance(node, ast.AlterTableStmt | ast.RenameStmt):
+            relation = node.relation
+            if relation is not None and relation.schemaname is None and relation.relname in names:
+                relation.schemaname = "pg_temp"
+    return RawStream()(statements)
 
 
 class Guard:
-    """Checks query strings against the enabled rules, caching verdicts by text.
-
-    ``exempt_roles`` skip every check (migrations run as the owner role, say); ``rules``
-    names the enabled rules, all of them by default.
-    """
+    """One database's guard: its policy, its verdict caches (per client encoding and per
+    protocol), its counters. ``exempt_roles`` skip every check (migrations, say)."""
 
     def __init__(
         self,
-        rules: frozenset[str] | set[str] | None = None,
+        catalog: Catalog | None = None,
+        *,
+        ddl: frozenset[str] = DEFAULT_DDL,
+        settings: frozenset[str] = frozenset(),
         exempt_roles: frozenset[str] | set[str] = frozenset(),
+        stats: GuardStats | None = None,
         cache_size: int = 10_000,
-        max_query_bytes: int = 1 << 20,
+        max_query_bytes: int = 8 << 20,
+        offload_bytes: int = 32 << 10,
+        check_timeout: float = 10.0,
+        max_pending: int = 4,
     ) -> None:
-        unknown = set(rules or ()) - set(RULES)
-        if unknown:
-            raise ValueError(f"unknown guard rules {sorted(unknown)}; known: {sorted(RULES)}")
-        self.rules = frozenset(RULES) if rules is None else frozenset(rules)
+        self.policy = TreePolicy(catalog, ddl=frozenset(ddl), extra_settings=frozenset(settings))
         self.exempt_roles = frozenset(exempt_roles)
+        self.stats = stats if stats is not None else GuardStats()
         self.cache_size = cache_size
         self.max_query_bytes = max_query_bytes
-        self.stats = GuardStats()
-        # Insertion-ordered, evicted oldest-first: a hit costs one lookup and nothing more
-        # (no LRU bookkeeping on the hot path); a hot shape evicted by a flood of new ones is
-        # parsed again once.
-        self._cache: dict[bytes, Verdict] = {}
+        self.offload_bytes = offload_bytes
+        self.check_timeout = check_timeout
+        self.max_pending = max_pending
+        self.pending = 0
+        # Insertion-ordered, evicted oldest-first: a hit costs one lookup and nothing more.
+        self._caches: dict[tuple[str, bool], dict[bytes, Verdict]] = {}
 
-    def session(self, role: str) -> SessionGuard:
-        """The guard as the policy of one session of ``role`` (_policy.pyx): ``check``, and
-        the verdict cache read in C on the session's hot path."""
-        return SessionGuard(self, role, ALLOWED)
+    @property
+    def rules(self) -> frozenset[str]:
+        """Every rule is enforced: the policy denies by default."""
+        return frozenset(RULES)
 
-    def check(self, sql: str | bytes, role: str | None = None) -> Verdict:
-        """The verdict for one query string as a client sent it (text, or UTF-8 bytes as
-        they came off the wire; undecodable bytes raise UnicodeDecodeError)."""
-        if role is not None and role in self.exempt_roles:
-            return ALLOWED
-        self.stats.checked += 1
-        raw = sql if isinstance(sql, bytes) else sql.encode()
-        key = verdict_key(raw)
-        cache = self._cache
-        verdict = cache.get(key)
-        if verdict is not None:
-            self.stats.cache_hits += 1
-        else:
-            verdict = self._decide(sql if isinstance(sql, str) else raw.decode())
-            if verdict.allowed or key == raw:
-                if len(cache) >= self.cache_size:
-                    del cache[next(iter(cache))]
-                cache[key] = verdict
-        if not verdict.allowed:
+    def cache_for(self, codec: str, simple: bool) -> dict[bytes, Verdict]:
+        """The verdicts of statements read in ``codec``, sent as simple Queries or not."""
+        return self._caches.setdefault((codec, simple), {})
+
+    def session(
+        self, role: str, *, transaction_mode: bool = True, encoding: str = "UTF8"
+    ) -> GuardSession:
+        """The guard as the policy of one session (_policy.pyx)."""
+        return GuardSession(self, role, transaction_mode=transaction_mode, encoding=encoding)
+
+    def count(self, verdict: Verdict) -> Verdict:
+        if not verdict.allowed and verdict.pending is None and verdict.rule is not None:
             self.stats.blocked[verdict.rule] = self.stats.blocked.get(verdict.rule, 0) + 1
         return verdict
 
-    def _decide(self, sql: str) -> Verdict:
-        if len(sql) > self.max_query_bytes:
-            limit = self.max_query_bytes
-            message = f"firewall: query of {len(sql)} bytes exceeds the {limit}-byte limit"
-            return Verdict(False, "too_long", message, PROGRAM_LIMIT_EXCEEDED)
+    def check(
+        self, sql: str | bytes, role: str | None = None, *, encoding: str = "UTF8",
+        simple: bool = True,
+    ) -> Verdict:  # fmt: skip
+        """The verdict on one query string as a client sent it (text, or bytes in
+        ``encoding``), without a session: what a statement's text alone decides."""
+        if role is not None and role in self.exempt_roles:
+            return ALLOWED
+        raw = sql if isinstance(sql, bytes) else sql.encode(encodings.codec(encoding) or "utf-8")
+        return self.count(self.verdict(raw, encodings.codec(encoding) or "utf-8", simple))
+
+    def verdict(self, raw: bytes, codec: str, simple: bool, offload: bool = False) -> Verdict:
+        """The shared verdict on ``raw``, cached. With ``offload``, a long statement not in
+        the cache is parsed on the worker thread: the verdict is then ``pending``."""
+        self.stats.checked += 1
+        cache = self.cache_for(codec, simple)
+        key = verdict_key(raw)
+        verdict = cache.get(key)
+        if verdict is _BY_TEXT:
+            verdict = cache.get(raw)
+        if verdict is not None:
+            self.stats.cache_hits += 1
+            return verdict
         try:
-            text = pg_parser.parse_sql_json(sql)
-            if not any(trigger in text for trigger in _TRIGGERS):
-                return ALLOWED
-            tree = json.loads(text)
+            text = raw.decode(codec)
+        except UnicodeDecodeError as exc:
+            return refusal(
+                "encoding", f"invalid byte sequence for the client encoding: {exc.reason}",
+                CHARACTER_NOT_IN_REPERTOIRE,
+            )  # fmt: skip
+        if offload and len(raw) > self.offload_bytes:
+            return self._offload(key, raw, text, simple, cache)
+        verdict, by_text = self._decide(text, simple, time.monotonic() + self.check_timeout)
+        self._store(cache, key, raw, verdict, by_text)
+        return verdict
+
+    def _store(
+        self, cache: dict[bytes, Verdict], key: bytes, raw: bytes, verdict: Verdict, by_text: bool
+    ) -> None:
+        while len(cache) >= self.cache_size:
+            del cache[next(iter(cache))]
+        if by_text and key != raw:
+            cache[key] = _BY_TEXT
+            key = raw
+        cache[key] = verdict
+
+    def _offload(
+        self, key: bytes, raw: bytes, text: str, simple: bool, cache: dict[bytes, Verdict]
+    ) -> Verdict:
+        if self.pending >= self.max_pending:
+            return refusal(
+                "too_complex", "the firewall is already checking several long statements; "
+                "try again in a moment", PROGRAM_LIMIT_EXCEEDED,
+            )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        deadline = time.monotonic() + self.check_timeout
+        work = loop.run_in_executor(_worker(), self._decide, text, simple, deadline)
+        decided: asyncio.Future = loop.create_future()
+        self.pending += 1
+
+        def done(future: asyncio.Future) -> None:
+            self.pending -= 1
+            try:
+                verdict, by_text = future.result()
+            except Exception:
+                logger.exception("event=guard_failed bytes=%d", len(raw))
+                verdict, by_text = self._too_complex(), True
+            self._store(cache, key, raw, verdict, by_text)
+            if not decided.done():
+                decided.set_result(verdict)
+
+        work.add_done_callback(done)
+        return Verdict(False, pending=decided)
+
+    @staticmethod
+    def _too_complex() -> Verdict:
+        return refusal(
+            "too_complex", "the statement is too large or nests too deeply to check in time",
+            PROGRAM_LIMIT_EXCEEDED,
+        )  # fmt: skip
+
+    def _decide(self, text: str, simple: bool, deadline: float) -> tuple[Verdict, bool]:
+        """The verdict on a query string, and whether it depends on the exact text (it read a
+        constant, or failed in a way a number's length could decide)."""
+        if len(text) > self.max_query_bytes:
+            limit = self.max_query_bytes
+            return refusal(
+                "too_long", f"query of {len(text)} characters exceeds the {limit}-byte limit",
+                PROGRAM_LIMIT_EXCEEDED,
+            ), True  # fmt: skip
+        try:
+            tree = json.loads(pg_parser.parse_sql_json(text))
+            decision = self.policy.decide(tree, simple_query=simple, deadline=deadline)
         except pg_parser.ParseError as exc:
             # Fail closed: what the guard cannot read, it does not let through.
             self.stats.parse_errors += 1
-            return Verdict(False, "parse_error", f"firewall: {exc}", SYNTAX_ERROR)
-        except RecursionError:
-            return Verdict(
-                False, "too_complex", "firewall: query nests too deeply to check",
-                PROGRAM_LIMIT_EXCEEDED,
-            )  # fmt: skip
-        for kind, node in _nodes(tree):
-            broken = self._rule_for(kind, node)
-            if broken and broken[0] in self.rules:
-                rule, detail = broken
-                return Verdict(
-                    False, rule,
-                    f'firewall: blocked by rule "{rule}" ({RULES[rule].description}): {detail}',
-                    INSUFFICIENT_PRIVILEGE,
-                )  # fmt: skip
+            return Verdict(False, "parse_error", f"firewall: {exc}", SYNTAX_ERROR), True
+        except (TooComplex, RecursionError):
+            return self._too_complex(), True
+        return self._verdict(decision), decision.value_dependent
+
+    @staticmethod
+    def _verdict(d: Decision) -> Verdict:
+        settle = {
+            "session_only": d.session_only, "creates_temp": frozenset(d.creates_temp),
+            "deferred": tuple(d.deferred), "holds": d.holds,
+        }  # fmt: skip
+        if d.findings:
+            return refusal(*d.findings[0])
+        if d.temp_findings:
+            return refusal(*d.temp_findings[0], temp_targets=frozenset(d.temp_targets), **settle)
+        if d.session_only or d.creates_temp or d.deferred or d.holds:
+            return Verdict(True, **settle)
         return ALLOWED
 
-    @staticmethod
-    def _rule_for(kind: str, node: dict) -> tuple[str, str] | None:
-        """The rule a single parse-tree node breaks, with a detail naming the object."""
-        if kind.startswith("Drop") and kind.endswith("Stmt"):
-            return "drop", f"{_drop_what(kind, node)} is not allowed"
-        if kind == "TruncateStmt":
-            return "truncate", "TRUNCATE is not allowed"
-        if kind == "AlterTableStmt":
-            return "alter_table", f'ALTER of "{_relation_name(node)}" is not allowed'
-        if kind == "RenameStmt" and node.get("renameType") in _RELATION_OBJECTS:
-            return "alter_table", f'renaming "{_relation_name(node)}" is not allowed'
-        if kind == "AlterObjectSchemaStmt" and node.get("objectType") in _RELATION_OBJECTS:
-            return (
-                "alter_table",
-                f'moving "{_relation_name(node)}" to another schema is not allowed',
-            )
-        if kind == "DeleteStmt" and not _row_dependent(node.get("whereClause")):
-            return (
-                "delete_without_where",
-                f'DELETE on "{_relation_name(node)}" would remove every row',
-            )
-        if kind == "UpdateStmt" and not _row_dependent(node.get("whereClause")):
-            return (
-                "update_without_where",
-                f'UPDATE on "{_relation_name(node)}" would change every row',
-            )
-        if kind == "MergeStmt" and not _row_dependent(node.get("joinCondition")):
-            actions = {
-                w.get("MergeWhenClause", {}).get("commandType")
-                for w in node.get("mergeWhenClauses", [])
-            }
-            if actions & {"CMD_DELETE", "CMD_UPDATE"}:
-                return (
-                    "merge_without_condition",
-                    f'MERGE into "{_relation_name(node)}" matches every row',
-                )
-        if kind in {"DoStmt", "CreateFunctionStmt"}:
-            return (
-                "dynamic_sql",
-                f"{'DO blocks' if kind == 'DoStmt' else 'function definitions'} are not allowed",
-            )
-        if kind == "CopyStmt" and node.get("is_program"):
-            return "copy_program", "COPY with PROGRAM is not allowed"
-        if kind == "FuncCall" and _function_name(node).lower() in UNSAFE_FUNCTIONS:
-            return "unsafe_function", f"{_function_name(node)}() is not allowed"
-        return Guard._string_rule_for(kind, node)
 
-    @staticmethod
-    def _string_rule_for(kind: str, node: dict) -> tuple[str, str] | None:
-        setting = node if kind == "VariableSetStmt" else node.get("setstmt")
-        name = _unsafe_setting(setting) if isinstance(setting, dict) else None
-        if name is not None:
-            safe = "on" if name == "standard_conforming_strings" else "UTF8"
-            return "string_syntax", f"{name} must stay {safe}"
-        if kind == "FuncCall" and _function_name(node).lower() in _SETTING_FUNCTIONS:
-            name = _set_config_of_unsafe_setting(node)
-            if name is not None:
-                return "string_syntax", f"set_config() of {name} is not allowed"
-        if kind == "UpdateStmt" and (node.get("relation") or {}).get("relname") == "pg_settings":
-            return "string_syntax", "UPDATE of pg_settings is not allowed"
-        return None
+class GuardSession(SessionGuard):
+    """The guard for one client session: its encoding, its pool mode, its temporary
+    relations, the checks its prepared statements wait to run at Bind.
+
+    The compiled base (_guard.SessionGuard) answers a simple Query from the verdict cache
+    without Python; everything else comes here (the _policy.Policy contract)."""
+
+    def __init__(self, guard: Guard, role: str, *, transaction_mode: bool, encoding: str) -> None:
+        super().__init__(guard, role, ALLOWED)
+        self.guard = guard
+        self.exempt = role in guard.exempt_roles
+        self.transaction_mode = transaction_mode
+        self.temps: set[str] = set()
+        self.codec = "utf-8"
+        self._deferred: dict[bytes, tuple] = {}
+        self._ready: tuple[bytes, bool, Verdict] | None = None
+        if not self.set_encoding(encoding):
+            raise ValueError(f"client_encoding {encoding} cannot be read by the guard")
+
+    def set_encoding(self, name: str) -> bool:
+        """The client encoding changed (login, or the server reported a SET): read the next
+        statements in it. False if the guard cannot read it as the server does."""
+        codec = encodings.codec(name)
+        if codec is None:
+            return False
+        self.codec = codec
+        self.use_cache(self.guard.cache_for(codec, True))
+        return True
+
+    def check(self, sql: bytes, statement: bytes | None = None) -> Verdict:
+        """The verdict on a Query's text (``statement`` None) or a Parse's (the client's
+        statement name, b"" for the unnamed one)."""
+        if self.exempt:
+            return ALLOWED
+        simple = statement is None
+        ready = self._ready
+        if ready is not None and ready[0] == sql and ready[1] == simple:
+            self._ready = None
+            verdict = ready[2]
+        else:
+            verdict = self.guard.verdict(sql, self.codec, simple, offload=True)
+        if verdict.pending is not None:
+            return self._wait(verdict.pending, sql, simple)
+        return self.guard.count(self._settle(verdict, sql, statement))
+
+    def _wait(self, pending: asyncio.Future, sql: bytes, simple: bool) -> Verdict:
+        """A pending verdict for this session: when the shared one is decided, it is kept
+        for the session's next ask, whatever the cache has evicted meanwhile."""
+        mine: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        def done(future: asyncio.Future) -> None:
+            self._ready = (sql, simple, future.result())
+            if not mine.done():
+                mine.set_result(None)
+
+        pending.add_done_callback(done)
+        return Verdict(False, pending=mine)
+
+    def _settle(self, verdict: Verdict, sql: bytes, statement: bytes | None) -> Verdict:
+        if verdict.blocked and verdict.temp_targets and verdict.temp_targets <= self.temps:
+            text = qualify_temp(sql.decode(self.codec), verdict.temp_targets)
+            verdict = Verdict(
+                True, session_only=verdict.session_only, creates_temp=verdict.creates_temp,
+                deferred=verdict.deferred, holds=verdict.holds, sql=text.encode(self.codec),
+            )  # fmt: skip
+        if verdict.allowed and verdict.session_only and self.transaction_mode:
+            verdict = refusal("session_state", verdict.session_only)
+        if verdict.blocked:
+            if statement is not None:
+                self._deferred.pop(statement, None)
+            return verdict
+        self.temps |= verdict.creates_temp
+        if statement is not None:
+            if verdict.deferred:
+                self._deferred[statement] = verdict.deferred
+            else:
+                self._deferred.pop(statement, None)
+        elif verdict.deferred:
+            # Parameters in a simple Query: PostgreSQL refuses them, and so does the guard.
+            for check in verdict.deferred:
+                refused = check.check([], [], self.codec)
+                if refused is not None and refused.blocked:
+                    return refused
+        return verdict
+
+    def check_bind(
+        self, statement: bytes, values: list[bytes | None], formats: list[int]
+    ) -> Verdict:
+        """The verdict on a Bind of the client's ``statement`` with these values."""
+        checks = self._deferred.get(statement)
+        if not checks or self.exempt:
+            return ALLOWED
+        for check in checks:
+            verdict = check.check(values, formats, self.codec)
+            if verdict is None:
+                continue
+            if verdict.allowed and verdict.session_only and self.transaction_mode:
+                verdict = refusal("session_state", verdict.session_only)
+            if verdict.blocked:
+                return self.guard.count(verdict)
+        return ALLOWED
+
+    def forget(self, statement: bytes) -> None:
+        """The client closed ``statement``."""
+        self._deferred.pop(statement, None)
+
+    def check_function_call(self, oid: int) -> Verdict:
+        """The verdict on a fastpath FunctionCall of the function ``oid``."""
+        if self.exempt:
+            return ALLOWED
+        catalog = self.guard.policy.catalog
+        if catalog is not None and catalog.oid_allowed(oid):
+            return ALLOWED
+        function = catalog.function(oid) if catalog is not None else None
+        name = f"{function.name}()" if function is not None else f"function {oid}"
+        return self.guard.count(refusal("function", f"a fastpath call of {name}"))

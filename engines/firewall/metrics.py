@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._metrics import LatencyCounts
 from ._transport import read_counts
+from .verdicts import RULES
 
 if TYPE_CHECKING:
     from .proxy import FirewallProxy
@@ -78,7 +79,7 @@ class LatencyHistogram(LatencyCounts):
 
 def stats_snapshot(proxy: FirewallProxy) -> dict[str, Any]:
     """Everything the proxy counts, as one JSON-ready dict (the demo page reads this)."""
-    guard = proxy.guard.stats
+    guard = proxy.guard_stats
     in_place, copied = read_counts()
     return {
         "clients": len(proxy.sessions),
@@ -111,7 +112,7 @@ def stats_snapshot(proxy: FirewallProxy) -> dict[str, Any]:
             "repeats": guard.repeats,
             "parse_errors": guard.parse_errors,
             "blocked": dict(guard.blocked),
-            "rules": sorted(proxy.guard.rules),
+            "rules": sorted(RULES),
         },
         "latency": proxy.latency.snapshot(),
         # The relay's fast path at work: reads forwarded straight from the read buffer,

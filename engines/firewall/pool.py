@@ -138,7 +138,12 @@ class Pool(PoolCore):
     async def _connect(self) -> ServerConnection:
         self.connecting += 1
         try:
-            server = await ServerConnection.connect(self.database.upstream)
+            timeout = self.database.idle_transaction_timeout
+            server = await ServerConnection.connect(
+                self.database.upstream,
+                # Whole milliseconds, as PostgreSQL reads a bare number for this setting.
+                settings={"idle_in_transaction_session_timeout": str(int(timeout * 1000))},
+            )
         except ServerError:
             self.stats.connect_failures += 1
             raise

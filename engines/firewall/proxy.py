@@ -1,7 +1,8 @@
 """The firewall proxy: listens for PostgreSQL clients, logs them in, hands them to pools.
 
-One ``FirewallProxy`` owns the listening socket, a pool per database and user, the guard,
-and the table of sessions that CancelRequests are routed through: a client cancels with the
+One ``FirewallProxy`` owns the listening socket, a pool per database and user, a guard per
+database (its policy read against that database's catalog at the first login), and the
+table of sessions that CancelRequests are routed through: a client cancels with the
 key the proxy gave it, and the proxy cancels on the server connection that client holds at
 that moment, never another client's query.
 """
@@ -35,11 +36,14 @@ from engines.pgwire import (
     error_response,
 )
 
+from . import encodings
+from ._guard import GuardStats
 from ._transport import hand_over
 from .admin import ADMIN_DATABASE, CONSOLE_PARAMETERS, AdminSession
+from .catalog import CatalogError, load_catalog
 from .client import TRACKED_PARAMETERS, ClientSession
 from .config import ProxyConfig
-from .guard import Guard, guard_blind_value
+from .guard import Guard
 from .metrics import LatencyHistogram, serve_metrics
 from .pool import DatabaseBudget, Pool, PoolTimeout
 from .server import ServerError
@@ -65,7 +69,11 @@ class FirewallProxy:
 
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
-        self.guard = Guard(rules=config.rules, exempt_roles=config.exempt_roles)
+        # One guard per database, made at its first login (guard_for); their counters are
+        # the proxy's, summed.
+        self.guards: dict[str, Guard] = {}
+        self.guard_stats = GuardStats()
+        self._guard_locks: dict[str, asyncio.Lock] = {}
         # One pool per (database, client user), made at first login; the upstream's own user
         # and every user with limits of their own get theirs at start, so min_pool_size holds
         # before the first client.
@@ -149,6 +157,26 @@ class FirewallProxy:
             if self.started:
                 pool.start()
         return pool
+
+    async def guard_for(self, database: str) -> Guard:
+        """The guard of ``database``, its policy resolved against the server's catalog (read
+        once, by the first login that needs it)."""
+        guard = self.guards.get(database)
+        if guard is not None:
+            return guard
+        lock = self._guard_locks.setdefault(database, asyncio.Lock())
+        async with lock:
+            guard = self.guards.get(database)
+            if guard is None:
+                config = self.config.databases[database]
+                catalog = await load_catalog(config.upstream.dsn(), config.guard.functions)
+                guard = self.guards[database] = Guard(
+                    catalog, ddl=config.guard.ddl, settings=config.guard.settings,
+                    exempt_roles=self.config.exempt_roles, stats=self.guard_stats,
+                )  # fmt: skip
+                logger.info("event=guard_ready database=%s %s", database, " ".join(
+                    f"{k}={v}" for k, v in catalog.describe().items()))  # fmt: skip
+        return guard
 
     def _shared_settings(self, wanted: dict[str, str]) -> dict[str, str]:
         """One dict per distinct set of session settings, shared by every session that
@@ -238,13 +266,7 @@ class FirewallProxy:
             raise LoginFailed(
                 "53300", f"sorry, too many clients already (max_client_connections {limit})"
             )
-        encoding = packet.parameters.get("client_encoding", "UTF8")
-        if guard_blind_value("client_encoding", encoding):
-            raise LoginFailed(
-                "22023",
-                f"client_encoding {encoding} is not supported: in it a multibyte character can "
-                "hide a quote or backslash from the firewall; use UTF8",
-            )
+        encoding = _client_encoding(packet.parameters)
         user = packet.parameters.get("user", "")
         database = packet.parameters.get("database") or user
         if database == ADMIN_DATABASE and database not in self.config.databases:
@@ -269,11 +291,19 @@ class FirewallProxy:
                 raise LoginFailed(
                     getattr(exc, "sqlstate", "08006"), f"database unavailable: {exc}"
                 ) from exc
+        try:
+            guard = await self.guard_for(database)
+        except CatalogError as exc:
+            raise LoginFailed("08006", f"database unavailable: {exc}") from exc
         key = (secrets.randbelow(2**31 - 1) + 1, secrets.token_bytes(4))
-        wanted = self._shared_settings(_wanted_parameters(pool.parameters, packet.parameters))
+        startup = {**packet.parameters, "client_encoding": encoding}
+        wanted = self._shared_settings(_wanted_parameters(pool.parameters, startup))
+        policy = guard.session(
+            user, transaction_mode=pool.database.pool_mode == "transaction", encoding=encoding
+        )
         session = ClientSession(
             pool, user, writer.transport, key,  # type: ignore[arg-type]
-            policy=self.guard.session(user), latency=self.latency, on_close=self.forget,
+            policy=policy, latency=self.latency, on_close=self.forget,
             max_message_size=self.max_message_size, wanted=wanted,
         )  # fmt: skip
         if session.session_mode:
@@ -327,6 +357,26 @@ class FirewallProxy:
             await session.server.cancel()
         except OSError as exc:
             logger.warning("event=cancel_failed error=%s", exc)
+
+
+def _client_encoding(startup: dict[str, str]) -> str:
+    """The client encoding a startup packet asks for, by PostgreSQL's canonical name (UTF8
+    when it asks for none), or LoginFailed: names are matched as PostgreSQL matches them
+    (the parameter's name in any case, the encoding's ignoring case and punctuation), and
+    only encodings the guard reads exactly as the server does are accepted."""
+    asked = [value for name, value in startup.items() if name.lower() == "client_encoding"]
+    if not asked:
+        return "UTF8"
+    name = encodings.canonical(asked[-1])
+    if name is None:
+        raise LoginFailed("22023", f'invalid value for parameter "client_encoding": "{asked[-1]}"')
+    if encodings.codec(name) is None:
+        raise LoginFailed(
+            "22023",
+            f"client_encoding {name} is not supported: in it a multibyte character can hide a "
+            "quote or backslash from the firewall; use UTF8 or a single-byte encoding",
+        )
+    return name
 
 
 def _wanted_parameters(defaults: dict[str, str], startup: dict[str, str]) -> dict[str, str]:

@@ -45,7 +45,7 @@ from ._server import ServerCore, ServerRelay
 from ._statements import ServerStatements
 from ._transport import hand_over
 from .config import Upstream
-from .guard import guard_blind_value
+from .guard import reads_unlike_guard
 
 logger = logging.getLogger(__name__)
 
@@ -119,14 +119,18 @@ class ServerConnection(ServerCore):
 
     @classmethod
     async def connect(
-        cls, upstream: Upstream, application_name: str = "firewall"
+        cls,
+        upstream: Upstream,
+        application_name: str = "firewall",
+        settings: dict[str, str] | None = None,
     ) -> ServerConnection:
-        """Open, encrypt if asked, log in and wait for the first ReadyForQuery."""
+        """Open, encrypt if asked, log in with ``settings`` as the session's own (startup
+        parameters) and wait for the first ReadyForQuery."""
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 reader, writer = await _open(upstream)
                 server = cls(upstream, writer.transport)  # type: ignore[arg-type]
-                await server._login(reader, writer, application_name)
+                await server._login(reader, writer, application_name, settings or {})
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             raise ServerError(
                 f"cannot reach {upstream.host}:{upstream.port}: {exc or type(exc).__name__}"
@@ -149,14 +153,15 @@ class ServerConnection(ServerCore):
         return server
 
     async def _login(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, application_name: str
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        application_name: str,
+        settings: dict[str, str],
     ) -> None:
         up = self.upstream
-        writer.write(
-            StartupMessage(
-                {"user": up.user, "database": up.database, "application_name": application_name}
-            ).encode()
-        )
+        startup = {"user": up.user, "database": up.database, "application_name": application_name}
+        writer.write(StartupMessage({**settings, **startup}).encode())
         parser = BackendParser()
         scram: ScramClient | None = None
         while True:
@@ -198,7 +203,7 @@ class ServerConnection(ServerCore):
                         f"upstream refused login: {fields.get('M', '')}", fields.get("C", "08006")
                     )
                 elif isinstance(message, ReadyForQuery):
-                    blind = [(k, v) for k, v in self.parameters.items() if guard_blind_value(k, v)]
+                    blind = [(k, v) for k, v in self.parameters.items() if reads_unlike_guard(k, v)]
                     if blind:
                         name, value = blind[0]
                         raise ServerError(
@@ -260,12 +265,15 @@ class ServerProtocol(ServerRelay, asyncio.Protocol):
         client SET it, or it is the server's spelling of a value the proxy replayed). False
         when the value blinds the guard: the session is then already closed."""
         name, value = _parameter_status(buffer, start + 5, end)
-        if guard_blind_value(name, value):
+        client = self.client
+        policy = getattr(client, "policy", None)
+        if reads_unlike_guard(name, value) or (
+            name == "client_encoding" and policy is not None and not policy.set_encoding(value)
+        ):
             self._guard_blinded(name, value)
             return False
         self.server.parameters[name] = value
         self.server.settings_checked = None
-        client = self.client
         if client is not None and name in client.wanted and client.wanted[name] != value:
             # A copy, never in place: sessions that logged in alike share one dict (proxy.py).
             client.wanted = {**client.wanted, name: value}
