@@ -39,7 +39,7 @@ def test_flags_alone_make_one_database():
     assert config.users == {}
 
 
-def test_file_with_several_databases_users_and_rules(tmp_path):
+def test_file_with_several_databases_users_and_guard_additions(tmp_path):
     path = tmp_path / "firewall.toml"
     path.write_text(
         """
@@ -55,9 +55,14 @@ min_pool_size = 2
 upstream = "postgresql://blog:pw@127.0.0.1:5433/blog"
 pool_mode = "session"
 pool_size = 3
+idle_transaction_timeout = 0
+[databases.blog.guard]
+functions = ["blog.slugify(text)"]
+ddl = ["CREATE MATERIALIZED VIEW"]
 [guard]
-rules = ["drop", "truncate"]
 exempt_roles = ["owner"]
+functions = ["public.f(int)"]
+settings = ["MyApp.Tenant"]
 """
     )
     config = load_config(path)
@@ -66,8 +71,14 @@ exempt_roles = ["owner"]
     assert config.databases["shop"].min_pool_size == 2
     assert config.databases["blog"].pool_mode == "session"
     assert config.databases["blog"].pool_size == 3
-    assert config.rules == {"drop", "truncate"}
     assert config.exempt_roles == {"owner"}
+    shop, blog = config.databases["shop"], config.databases["blog"]
+    assert shop.guard.functions == ("public.f(int)",)
+    assert shop.guard.ddl == {"CREATE TABLE", "CREATE INDEX", "CREATE VIEW", "CREATE SEQUENCE"}
+    assert shop.guard.settings == {"myapp.tenant"}
+    assert blog.guard.functions == ("public.f(int)", "blog.slugify(text)")
+    assert "CREATE MATERIALIZED VIEW" in blog.guard.ddl and "CREATE TABLE" in blog.guard.ddl
+    assert (shop.idle_transaction_timeout, blog.idle_transaction_timeout) == (60.0, 0.0)
     assert (config.metrics_host, config.metrics_port) == ("127.0.0.1", 9187)
     assert config.users == {"alice": "plain-password"}
 
@@ -97,8 +108,8 @@ def test_bad_files_are_explained(tmp_path):
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(broken)
     rules = tmp_path / "rules.toml"
-    rules.write_text('[databases.d]\nupstream = "postgresql://u@h/d"\n[guard]\nrules = ["nuke"]\n')
-    with pytest.raises(ConfigError, match='unknown guard rule "nuke"'):
+    rules.write_text('[databases.d]\nupstream = "postgresql://u@h/d"\n[guard]\nrules = ["drop"]\n')
+    with pytest.raises(ConfigError, match=r"\[guard\] rules is gone: the guard now denies by"):
         load_config(rules)
     small = tmp_path / "small.toml"
     small.write_text(
@@ -183,8 +194,8 @@ DEMO = '[databases.demo]\nupstream = "postgresql://u@h/demo"\n'
         ),
         pytest.param(
             '[databases."shop.eu"]\nupstream = "postgresql://u@h/shop"\nlisten = "x"\n',
-            'unknown key "listen" in [databases."shop.eu"]; valid keys: max_db_connections, '
-            "min_pool_size, pool_mode, pool_size, query_wait_timeout, server_idle_timeout, "
+            'unknown key "listen" in [databases."shop.eu"]; valid keys: guard, '
+            "idle_transaction_timeout, max_db_connections, min_pool_size, pool_mode, pool_size, query_wait_timeout, server_idle_timeout, "
             "server_lifetime, upstream, users",
             id="database with a quoted name, no near key",
         ),
@@ -217,19 +228,24 @@ DEMO = '[databases.demo]\nupstream = "postgresql://u@h/demo"\n'
             id="users",
         ),
         pytest.param(
-            DEMO + '[guard]\nrule = ["drop"]\n',
-            'unknown key "rule" in [guard]; did you mean "rules"?',
+            DEMO + '[guard]\nfunction = ["f()"]\n',
+            'unknown key "function" in [guard]; did you mean "functions"?',
             id="guard",
         ),
         pytest.param(
-            DEMO + '[guard]\nrules = ["drop", "trunkate"]\n',
-            'unknown guard rule "trunkate" in [guard] rules; did you mean "truncate"?',
-            id="guard rules",
+            DEMO + '[guard]\nddl = ["CREATE TABLE", "DROP TABLE"]\n',
+            'unknown DDL kind "DROP TABLE" in [guard] ddl; known: CREATE INDEX',
+            id="guard ddl",
         ),
         pytest.param(
-            DEMO + '[guard]\nrules = "drop"\n',
-            "[guard] rules must be a list of strings, got 'drop'",
-            id="guard rules not a list",
+            DEMO + '[guard]\nfunctions = "f()"\n',
+            "[guard] functions must be a list of strings, got 'f()'",
+            id="guard functions not a list",
+        ),
+        pytest.param(
+            DEMO + '[databases.demo.guard]\nexempt_roles = ["x"]\n',
+            'unknown key "exempt_roles" in [databases.demo.guard]; valid keys: ddl, functions, settings',
+            id="database guard",
         ),
         pytest.param(
             DEMO + '[tls]\ncert = "c.pem"\nkee = "k.pem"\n',
@@ -278,7 +294,6 @@ query_wait_timeout = 3
 pool_size = 3
 min_pool_size = 1
 [guard]
-rules = ["drop"]
 exempt_roles = ["owner"]
 [tls]
 cert = "cert.pem"
