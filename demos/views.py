@@ -39,7 +39,9 @@ FIREWALL_EXAMPLES = [
         "GROUP BY c.name ORDER BY spent DESC NULLS LAST LIMIT 5",
         "allowed: a join",
     ),
-    ("DELETE FROM orders WHERE status = 'cancelled'", "allowed: the WHERE names a column"),
+    ("DELETE FROM orders WHERE status = 'cancelled'", "allowed: the WHERE narrows by a column"),
+    ("DELETE FROM orders WHERE id = id", "blocked: a WHERE that holds for every row"),
+    ("SELECT pg_read_file('/etc/passwd')", "blocked: a function the policy does not list"),
 ]
 
 

@@ -2,8 +2,8 @@
 """The one interface through which a statement policy enters the relay.
 
 A client session (_client.ClientCore, client.ClientSession) holds one ``Policy`` for its
-whole life and asks it about every Query and Parse it forwards; it knows nothing else of
-the policy. The firewall's is the guard's, one per session (_guard.SessionGuard, made by
+whole life and asks it about every Query, Parse, Bind and FunctionCall it forwards; it
+knows nothing else of the policy. The firewall's is the guard's, one per session (_guard.SessionGuard, made by
 guard.Guard.session); a proxy built on the same login, pools, transport and relay without
 the guard (the sharding router) gives its sessions a policy of its own.
 
@@ -14,11 +14,15 @@ The contract:
   Python work, in which case the session forwards it as it came. False means only "not
   known here": the session then asks ``check``. It must never allow what ``check`` would
   not.
-* ``check(sql) -> verdict``, from Python, for the text of a Query or a Parse (bytes as they
-  came off the wire): an object with ``allowed``; when not allowed, also ``rule``,
-  ``message`` and ``sqlstate``, which the client is told in place of the server's answer.
-  It may raise ValueError (UnicodeDecodeError) for text it cannot read: the session then
-  ends as for a malformed message.
+* ``check(sql, statement=None) -> verdict``, from Python, for the text of a Query
+  (``statement`` None) or a Parse (the client's statement name, b"" unnamed), bytes as they
+  came off the wire: a verdicts.Verdict. When not allowed, ``rule``, ``message`` and
+  ``sqlstate`` are what the client is told in place of the server's answer; ``sql`` is
+  text to send instead, ``holds`` makes the session forward nothing more until the
+  statement has completed, ``pending`` is a future after which to ask again.
+* ``check_bind(statement, values, formats)``, ``forget(statement)`` (the client closed
+  it) and ``check_function_call(oid)``: the verdicts on a Bind of a statement checked
+  before, and on a fastpath call.
 
 The default knows nothing and decides nothing: policies deny by default.
 """
@@ -34,6 +38,15 @@ cdef class Policy:
         """``_allows`` from Python (tests): whether ``sql`` is allowed without ``check``."""
         return self._allows(<const unsigned char*><char*>sql, len(sql))
 
-    def check(self, bytes sql):
+    def check(self, bytes sql, statement=None):
         """The verdict on one query string (see the module for what a verdict holds)."""
+        raise NotImplementedError
+
+    def check_bind(self, bytes statement, list values, list formats):
+        raise NotImplementedError
+
+    def forget(self, bytes statement) -> None:
+        pass
+
+    def check_function_call(self, oid):
         raise NotImplementedError

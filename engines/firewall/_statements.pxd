@@ -10,6 +10,7 @@ cdef class Expectation:
     cdef public bytes kind
     cdef public bint injected
     cdef public object statement
+    cdef public bint unnamed  # a Parse or Close of the unnamed statement
 
 
 @cython.final
@@ -18,9 +19,15 @@ cdef class ServerStatements:
     cdef public object expected  # deque[Expectation]
     cdef public long long batches_sent
     cdef public long long batches_done
+    # The session (prepared.StatementRenamer.owner, never 0) whose unnamed statement this
+    # connection holds, if any may be; 0 when it is nobody's or not known.
+    cdef public unsigned long long unnamed_owner
+    cdef public long long unnamed_batch  # the batch of the message that made it so
 
-    cpdef void expect(self, bytes kind, bint injected, statement=*)
+    cpdef void expect(self, bytes kind, bint injected, statement=*, bint unnamed=*)
     cpdef bint answered(self)
     cpdef void failed(self)
     cpdef void ready(self)
+    cpdef void claim_unnamed(self, unsigned long long owner)
+    cpdef bint owns_unnamed(self, unsigned long long owner)
     cdef void _forget_through(self, long long batch)

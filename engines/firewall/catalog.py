@@ -67,6 +67,11 @@ HARMLESS_VOLATILE = frozenset(
         # A read of server state drivers ask for (libpq's target_session_attrs=primary
         # sends SELECT pg_catalog.pg_is_in_recovery()).
         "pg_is_in_recovery",
+        # Waiting: holds its pooled connection no longer than any slow query would, and the
+        # server's statement_timeout ends it.
+        "pg_sleep",
+        "pg_sleep_for",
+        "pg_sleep_until",
     }
 )
 

@@ -17,7 +17,23 @@ proxy directly, since responses to earlier pipelined messages may still be on th
 it is swapped for a deliberate syntax error carrying a unique token and sent on, so
 PostgreSQL itself answers in order, aborts the transaction if one is open, and skips to
 the next Sync exactly as it would for a real error; the proxy then rewrites that one
-ErrorResponse into its own, SQLSTATE 42501, naming the rule.
+ErrorResponse into its own, SQLSTATE 42501, naming the rule. Every Bind is checked too
+(``check_bind``, with its values: a blocked one becomes a Parse that fails with the token),
+and every FunctionCall (``check_function_call``: a blocked one becomes a Query of the token).
+A verdict may also rewrite the statement (``sql``), hold what follows until the statement
+has completed (``holds``: it may change how the server reads the next messages), or not be
+ready yet (``pending``: the session stops reading and forwarding at that message until the
+future is done, then asks again).
+
+What one client leaves on a server connection never reaches the next client. A server goes
+back to the pool only at a ReadyForQuery, idle, that answers the last message the client
+sent: extended-protocol messages sent after the last Sync (``unsynced``) keep it, since
+PostgreSQL runs them in an implicit transaction that only the next Sync ends. A client
+that leaves with such messages outstanding, or a batch unanswered, or a transaction open,
+has its server connection closed (PostgreSQL then rolls back whatever it left), rather
+than synced and reused: the proxy never commits what the client did not ask to commit. The
+unnamed prepared statement, one per server connection, is re-parsed or closed before a
+client binds it where it may be another client's (prepared.py).
 """
 
 from __future__ import annotations
@@ -30,7 +46,6 @@ from collections.abc import Callable
 
 from engines.pgwire import (
     ErrorResponse,
-    Parse,
     PgWireError,
     Query,
     decode_backend,
@@ -43,12 +58,15 @@ from ._endpoint import ClientEnd
 from ._metrics import LatencyCounts
 from ._policy import Policy
 from .pool import Pool, PoolTimeout
-from .prepared import StatementRenamer
+from .prepared import StatementRenamer, frame
 from .server import ServerConnection, ServerError
 
 logger = logging.getLogger("engines.firewall.audit")
 
 _HEADER = struct.Struct("!cI")
+_UINT16 = struct.Struct("!H")
+_INT32 = struct.Struct("!i")
+_OID = struct.Struct("!I")
 # Settings a client's session keeps wherever transaction pooling puts it, as in PgBouncer:
 # those PostgreSQL reports with ParameterStatus, so the proxy sees every change. A client's
 # startup values (and later SETs) are replayed on each server it lands on whose values differ.
@@ -101,6 +119,9 @@ class ClientSession(ClientCore, asyncio.Protocol):
         # Transaction pooling moves the client between servers: rename and re-prepare its
         # named statements (see prepared.py). A session keeps one server and needs none of it.
         self.renamer = None if self.session_mode else StatementRenamer(next(_session_ids))
+        # A Parse or Bind whose verdict holds: the hold starts at the end of its batch (the
+        # next Sync or Query), the first point at which a ReadyForQuery is owed.
+        self.hold_at_sync = False
         # The tracked settings this session should see (TRACKED_PARAMETERS), kept in step with
         # the server's ParameterStatus reports by ServerProtocol.
         self.wanted = wanted or {}
@@ -108,12 +129,21 @@ class ClientSession(ClientCore, asyncio.Protocol):
     # -- client to server (after ClientCore.data_received) ------------------------------
 
     def pump(self) -> None:
-        """Forward every complete message in the buffer; borrow a server first if needed."""
+        """Forward every complete message in the buffer; borrow a server first if needed.
+
+        Nothing goes on while a held statement's ReadyForQuery (``holding``) or a verdict
+        (``pending``) is awaited: _server_ready and _verdict_ready pump again."""
+        if self.holding or self.pending is not None:
+            return
         buffer = self.buffer
         size = len(buffer)
         end = start = 0
         parts: list[bytes | memoryview] = []
         view = memoryview(buffer)
+        renamer = self.renamer
+        unsynced = self.unsynced
+        hold = False
+        waiting = None
         while size - end >= 5:
             kind, length = _HEADER.unpack_from(buffer, end)
             if length < 4 or length > self.max_message_size:
@@ -125,6 +155,7 @@ class ClientSession(ClientCore, asyncio.Protocol):
             if kind == b"X":
                 parts.append(view[start:end])
                 self._send(parts)
+                self.unsynced = unsynced  # what the server got decides what becomes of it
                 self.terminate()
                 return
             if self.server is None:
@@ -132,36 +163,78 @@ class ClientSession(ClientCore, asyncio.Protocol):
                 if server is None:
                     break  # _borrow() below waits for one
                 self.attach(server)
-            if kind == b"Q" or kind == b"P":
-                replacement = self._guard(kind, buffer[end:frame_end])
+            out = None  # the frames to send in place of this message, if any
+            if kind == b"d" or kind == b"c" or kind == b"f":
+                pass  # COPY data, done, fail: part of the statement that asked for them
+            elif kind == b"S":
+                self.sent_batch()
+                unsynced = False
+                hold = self.hold_at_sync
+            elif kind == b"E" or kind == b"H":
+                unsynced = True
+            elif kind == b"Q" or kind == b"P" or kind == b"B" or kind == b"F":
+                message = buffer[end:frame_end]
+                if kind == b"B":
+                    verdict, replacement = self._check_bind(message)
+                elif kind == b"F":
+                    verdict, replacement = self._check_function_call(message)
+                else:
+                    verdict, replacement = self._check(kind, message)
                 if self.closed:
                     return
-                if kind == b"P" and self.renamer is not None:
-                    message = replacement if replacement is not None else buffer[end:frame_end]
-                    renamed = self.renamer.rewrite(
-                        kind, message, self.server.statements, remember=replacement is None
-                    )
-                    if renamed is not None:
-                        replacement = b"".join(renamed)
+                if verdict.pending is not None:
+                    waiting = verdict.pending  # this message, and all after it, wait
+                    break
+                statements = self.server.statements
                 if replacement is not None:
-                    parts.append(view[start:end])
-                    parts.append(replacement)
-                    start = frame_end
-                if kind == b"Q":
+                    out = [replacement]
+                if kind == b"Q" or kind == b"F":
+                    # Each its own batch, answered by a ReadyForQuery; either ends the
+                    # implicit transaction of extended-protocol messages before it.
                     self.sent_batch()
-            elif kind == b"S" or kind == b"F":
-                self.sent_batch()
-            elif self.renamer is not None and (kind == b"B" or kind == b"D" or kind == b"C"):
-                renamed = self.renamer.rewrite(kind, buffer[end:frame_end], self.server.statements)
-                if renamed is not None:
-                    parts.append(view[start:end])
-                    parts.extend(renamed)
-                    start = frame_end
+                    unsynced = False
+                    hold = verdict.holds or self.hold_at_sync
+                    if kind == b"Q" and renamer is not None:
+                        renamer.unnamed = None  # a Query drops the client's unnamed statement
+                    if kind == b"Q" or replacement is not None:  # a Query was sent
+                        statements.unnamed_owner = 0  # ... and the server's
+                else:
+                    unsynced = True
+                    if verdict.holds:
+                        self.hold_at_sync = True
+                    if renamer is not None and (kind == b"P" or replacement is None):
+                        renamed = renamer.rewrite(
+                            kind, message if replacement is None else replacement, statements,
+                            remember=verdict.allowed,
+                        )  # fmt: skip
+                        if renamed is not None:
+                            out = renamed
+            elif kind == b"D" or kind == b"C":
+                unsynced = True
+                if kind == b"C" and buffer[end + 5 : end + 6] == b"S":
+                    self.policy.forget(buffer[end + 6 : frame_end - 1])  # the client's name
+                if renamer is not None:
+                    out = renamer.rewrite(kind, buffer[end:frame_end], self.server.statements)
+            if out is not None:
+                parts.append(view[start:end])
+                parts.extend(out)
+                start = frame_end
             end = frame_end
+            if hold:
+                break  # what follows waits for the held statement's ReadyForQuery
         parts.append(view[start:end])
         self._send(parts)
+        self.unsynced = unsynced
+        if renamer is not None:
+            self.has_unnamed = renamer.unnamed is not None
         self.buffer = buffer[end:]
-        if self.server is None and len(self.buffer) >= 5 and not self.closed:
+        if hold:
+            self.hold_at_sync = False
+            self.holding = True
+            self.transport.pause_reading()
+        elif waiting is not None:
+            self._wait_for(waiting)
+        elif self.server is None and len(self.buffer) >= 5 and not self.closed:
             self._borrow()
 
     def _send(self, parts: list[bytes | memoryview]) -> None:
@@ -170,33 +243,126 @@ class ClientSession(ClientCore, asyncio.Protocol):
             if data:
                 self.server.write(data)
 
+    # -- the policy's verdicts ---------------------------------------------------------------
+
     def _guard(self, kind: bytes, frame: bytes) -> bytes | None:
-        """Check a Query or Parse; return the substitute message if the policy blocks it."""
-        try:
-            if kind == b"Q":  # the hot path: slice the text out rather than decode a message
-                if frame[-1] != 0:
-                    raise ValueError("query string is not NUL-terminated")
-                sql = frame[5:-1]
-            else:
-                name_end = frame.index(b"\0", 5)
-                sql = frame[name_end + 1 : frame.index(b"\0", name_end + 1)]
-            verdict = self.policy.check(sql)
-            if verdict.allowed:
-                return None
-            message = decode_frontend(kind, frame[5:])
-        except (ValueError, PgWireError) as exc:  # PostgreSQL would reject it the same way
-            self.fatal("08P01", f"malformed {kind.decode()} message: {exc}")
+        """The hot path's Query the policy did not allow outright (ClientCore's contract):
+        the message to send instead, None to send it as it came, b"" if the session ended.
+        A verdict not ready leaves it in the buffer (``pending``); one that holds stops
+        what follows it."""
+        verdict, replacement = self._check(kind, frame)
+        if self.closed:
             return b""
+        if verdict.pending is not None:
+            self._wait_for(verdict.pending)
+        elif verdict.holds and kind == b"Q":
+            self.holding = True  # from once it has gone on (the caller sends it)
+            self.transport.pause_reading()
+        elif verdict.holds:
+            self.hold_at_sync = True
+        return replacement
+
+    def _check(self, kind: bytes, message: bytes) -> tuple[object, bytes | None]:
+        """The policy's verdict on a whole Query or Parse ``message`` and what to send in its
+        place: None to send it as it came; the statement the policy rewrote it to (allowed,
+        with ``sql``); a deliberate syntax error carrying a token (blocked). A malformed
+        message ends the session: (None, b"")."""
+        try:
+            if kind == b"Q":  # slice the text out rather than decode a message
+                if message[-1] != 0:
+                    raise ValueError("query string is not NUL-terminated")
+                sql = message[5:-1]
+                verdict = self.policy.check(sql)
+            else:
+                name_end = message.index(b"\0", 5)
+                sql_end = message.index(b"\0", name_end + 1)
+                sql = message[name_end + 1 : sql_end]
+                verdict = self.policy.check(sql, message[5:name_end])
+            if verdict.pending is not None:
+                return verdict, None
+            if verdict.allowed:
+                text = verdict.sql
+                if text is None:
+                    return verdict, None
+                if kind == b"Q":
+                    return verdict, frame(b"Q", text + b"\0")
+                # The client's statement name and parameter types around the policy's text.
+                return verdict, frame(b"P", message[5 : name_end + 1] + text + message[sql_end:])
+            decode_frontend(kind, message[5:])  # PostgreSQL would reject it the same way
+        except (ValueError, PgWireError) as exc:
+            self.fatal("08P01", f"malformed {kind.decode()} message: {exc}")
+            return None, b""
+        token = self._blocked(verdict, "sql", sql[:500].decode(errors="replace"))
+        if kind == b"Q":
+            return verdict, frame(b"Q", token + b"\0")
+        return verdict, frame(b"P", message[5 : name_end + 1] + token + message[sql_end:])
+
+    def _check_bind(self, message: bytes) -> tuple[object, bytes | None]:
+        """The policy's verdict on a whole Bind ``message`` (its statement as the client
+        named it, its values, one format per value) and what to send in its place: None, or
+        for a blocked one, a Parse that fails with a token. Malformed: (None, b"")."""
+        try:
+            statement, values, formats = _bind_values(message)
+            verdict = self.policy.check_bind(statement, values, formats)
+        except (ValueError, struct.error) as exc:
+            self.fatal("08P01", f"malformed B message: {exc}")
+            return None, b""
+        if verdict.pending is not None or verdict.allowed:
+            return verdict, None
+        token = self._blocked(verdict, "bind", statement.decode(errors="replace"))
+        # A Parse of a statement the token names, its text the token: a syntax error, raised
+        # before any statement name is looked at, so nothing is created or dropped (the
+        # unnamed statement stays whatever it was), and PostgreSQL answers it in place of
+        # the BindComplete and skips the rest of the batch (the Execute) to the Sync.
+        return verdict, frame(b"P", token + b"\0" + token + b"\0\0\0")
+
+    def _check_function_call(self, message: bytes) -> tuple[object, bytes | None]:
+        """The policy's verdict on a whole FunctionCall ``message`` (by the function's OID)
+        and what to send in its place: None, or for a blocked one, a Query of the token,
+        answered like the call with an error and a ReadyForQuery. Malformed: (None, b"")."""
+        try:
+            if len(message) < 9:
+                raise ValueError("no function OID")
+            (oid,) = _OID.unpack_from(message, 5)
+            verdict = self.policy.check_function_call(oid)
+        except (ValueError, struct.error) as exc:
+            self.fatal("08P01", f"malformed F message: {exc}")
+            return None, b""
+        if verdict.pending is not None or verdict.allowed:
+            return verdict, None
+        token = self._blocked(verdict, "function", oid)
+        return verdict, frame(b"Q", token + b"\0")
+
+    def _blocked(self, verdict: object, what: str, detail: object) -> bytes:
+        """A token for a blocked message, whose ErrorResponse rewrite_error will replace with
+        the verdict's; logged for the audit."""
         token = f"FIREWALL_BLOCKED_{next(_tokens)}"
         self.rewrites[token] = verdict
         logger.warning(
-            "event=blocked rule=%s user=%s database=%s sql=%r",
-            verdict.rule, self.user, self.pool.database.name, sql[:500].decode(errors="replace"),
+            "event=blocked rule=%s user=%s database=%s %s=%r",
+            verdict.rule, self.user, self.pool.database.name, what, detail,
         )  # fmt: skip
-        if isinstance(message, Query):
-            return Query(token).encode()
-        assert isinstance(message, Parse)
-        return Parse(message.statement, token, message.param_types).encode()
+        return token.encode()
+
+    def _wait_for(self, future: asyncio.Future) -> None:
+        """A verdict not ready (a statement parsed off the event loop): the message it is
+        for waits in the buffer with all after it, the client is not read meanwhile, and
+        once ``future`` is done pump() asks the policy again, which then knows."""
+        self.pending = future
+        self.transport.pause_reading()
+        future.add_done_callback(self._verdict_ready)
+
+    def _verdict_ready(self, future: asyncio.Future) -> None:
+        if not future.cancelled():
+            future.exception()  # retrieved here; the policy, asked again, has the answer
+        if self.pending is not future:
+            return  # the session ended
+        self.pending = None
+        if self.closed:
+            return
+        self.resume()
+        if self.acquiring is None:
+            self.pump()
 
     def _borrow(self) -> None:
         self.transport.pause_reading()
@@ -231,6 +397,7 @@ class ClientSession(ClientCore, asyncio.Protocol):
         assert server.protocol is not None
         server.protocol.swallow += 1
         server.statements.batches_sent += 1  # a batch of its own, as ServerStatements counts
+        server.statements.unnamed_owner = 0  # a Query drops the unnamed statement
         server.write(Query(sql).encode())
 
     # -- back-pressure (called by the client's transport) ---------------------------------
@@ -287,19 +454,26 @@ class ClientSession(ClientCore, asyncio.Protocol):
         self._give_back()
 
     def _give_back(self) -> None:
-        """Return the server if it is clean, else close it: never reuse one mid-transaction."""
+        """Return the server if it is clean, else close it: never reuse one mid-transaction.
+
+        Clean is idle, every batch answered, and no extended-protocol message sent since the
+        last Sync: those run in an implicit transaction (an INSERT's row, a SET LOCAL, a
+        lock) that only a Sync ends, by committing it. The proxy does not send that Sync for
+        a client that left without it: it closes the connection, and PostgreSQL rolls back."""
         self.on_close(self)
         if self.acquiring is not None:
             self.acquiring.cancel()
+        self.pending = None  # a verdict still coming is for no one now
         server, self.server = self.server, None
         if server is None:
             return
         server.unthrottle()  # nobody is left to be backed up: a reset must be read
-        if self.expected_ready == 0 and server.status == "I" and not self.session_mode:
+        clean = self.expected_ready == 0 and server.status == "I" and not self.unsynced
+        if clean and not self.session_mode:
             self.pool.release(server)
-        elif self.expected_ready == 0 and server.status == "I":
+        elif clean:
             asyncio.get_running_loop().create_task(self._reset_and_release(server))
-        else:  # mid-query or mid-transaction: its state is the gone client's, drop it
+        else:  # mid-batch, mid-query or mid-transaction: its state is the gone client's
             server.close()
             self.pool.release(server)
 
@@ -309,6 +483,8 @@ class ClientSession(ClientCore, asyncio.Protocol):
         done = asyncio.get_running_loop().create_future()
         reset = _ResetWaiter(done)
         server.attach(reset)  # type: ignore[arg-type]
+        server.statements.batches_sent += 1  # its ReadyForQuery ends a batch, as counted
+        server.statements.unnamed_owner = 0  # a Query drops the unnamed statement
         server.write(Query("DISCARD ALL").encode())
         try:
             async with asyncio.timeout(5):
@@ -316,6 +492,48 @@ class ClientSession(ClientCore, asyncio.Protocol):
         except TimeoutError:
             server.close()
         self.pool.release(server)
+
+
+def _bind_values(message: bytes) -> tuple[bytes, list[bytes | None], list[int]]:
+    """A whole Bind's statement (the client's name, b"" for the unnamed one), its parameter
+    values (None for NULL) and the format of each (0 text, 1 binary). Format codes follow
+    the protocol's rule: none means every value is text, one applies to every value, else
+    there is one per value."""
+    portal_end = message.index(b"\0", 5)
+    name_end = message.index(b"\0", portal_end + 1)
+    statement = message[portal_end + 1 : name_end]
+    pos = name_end + 1
+    (count,) = _UINT16.unpack_from(message, pos)
+    codes = struct.unpack_from(f"!{count}h", message, pos + 2)
+    pos += 2 + 2 * count
+    (nvalues,) = _UINT16.unpack_from(message, pos)
+    pos += 2
+    size = len(message)
+    values: list[bytes | None] = []
+    for _ in range(nvalues):
+        (length,) = _INT32.unpack_from(message, pos)
+        pos += 4
+        if length == -1:
+            values.append(None)
+            continue
+        if length < 0 or pos + length > size:
+            raise ValueError(f"a parameter value of {length} bytes")
+        values.append(message[pos : pos + length])
+        pos += length
+    (results,) = _UINT16.unpack_from(message, pos)
+    if pos + 2 + 2 * results != size:
+        raise ValueError("its length does not match its contents")
+    if count == 0:
+        formats = [0] * nvalues
+    elif count == 1:
+        formats = [codes[0]] * nvalues
+    elif count == nvalues:
+        formats = list(codes)
+    else:
+        raise ValueError(f"{count} parameter formats for {nvalues} parameters")
+    if any(code != 0 and code != 1 for code in formats):
+        raise ValueError(f"unsupported parameter format code in {formats}")
+    return statement, values, formats
 
 
 class _ResetWaiter(ClientEnd):

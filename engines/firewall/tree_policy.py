@@ -369,7 +369,7 @@ class TreePolicy:
             d.refuse(rule, f"{what}: it has no WHERE")
             return
         targets = self._target_names(relation)
-        if any(self._narrows(c, targets, others) for c in self._conjuncts(where)):
+        if any(self._narrows(c, targets, others, relation) for c in self._conjuncts(where)):
             return
         if _has(where, {"ColumnRef", "SubLink", "FuncCall", "CurrentOfExpr"}):
             d.refuse(rule, f"{what}: no condition of its WHERE narrows the rows by a column")
@@ -396,15 +396,33 @@ class TreePolicy:
             else:
                 yield item
 
-    def _narrows(self, clause: Any, targets: set[str], qualified_only: bool) -> bool:
+    def _narrows(
+        self, clause: Any, targets: set[str], qualified_only: bool, relation: dict | None = None
+    ) -> bool:
         """Whether one condition narrows the rows: a column of the target compared (=, <,
         >, <=, >=, LIKE, IN a list, = ANY, BETWEEN) with values free of columns, IS NULL,
-        CURRENT OF; or an OR whose every branch narrows."""
+        a boolean column of the target (or NOT it), CURRENT OF, IN a subquery over the
+        same relation that narrows its own rows; or an OR whose every branch narrows.
+
+        A join with another relation never narrows: the client may create a table (or a
+        view) holding every key, so it proves nothing about how many rows go."""
         if not isinstance(clause, dict) or len(clause) != 1:
             return False
         ((kind, node),) = clause.items()
         if kind == "CurrentOfExpr":
             return True
+        if kind == "ColumnRef" or (
+            kind == "BoolExpr" and node.get("boolop") == "NOT_EXPR"
+            and len(node.get("args", [])) == 1 and "ColumnRef" in node["args"][0]
+        ):  # fmt: skip
+            return self._target_side(clause, targets, qualified_only)
+        if kind == "SubLink" and relation is not None:
+            return (
+                node.get("subLinkType") == "ANY_SUBLINK"
+                and _strings(node.get("operName")) in ([], ["="])
+                and self._target_side(node.get("testexpr"), targets, qualified_only)
+                and self._narrowing_subquery(node.get("subselect"), relation)
+            )
         if kind == "NullTest":
             return node.get("nulltesttype") == "IS_NULL" and self._target_side(
                 node.get("arg"), targets, qualified_only
@@ -427,6 +445,22 @@ class TreePolicy:
                 return False  # NOT LIKE
             return self._target_side(left, targets, qualified_only) and self._value(right)
         return False
+
+    def _narrowing_subquery(self, subselect: Any, relation: dict) -> bool:
+        """``SELECT … FROM <the target relation itself> WHERE <narrowing>``: its rows are
+        a narrowed subset of the target's (Django deletes with ``pk IN (SELECT …)``)."""
+        select = (subselect or {}).get("SelectStmt", {})
+        sources = select.get("fromClause") or []
+        if len(sources) != 1 or "RangeVar" not in sources[0] or select.get("withClause"):
+            return False
+        inner = sources[0]["RangeVar"]
+        same = (inner.get("schemaname"), inner.get("relname")) == (
+            relation.get("schemaname"), relation.get("relname"))  # fmt: skip
+        where = select.get("whereClause")
+        if not same or where is None:
+            return False
+        targets = self._target_names(inner)
+        return any(self._narrows(c, targets, False, inner) for c in self._conjuncts(where))
 
     @staticmethod
     def _target_side(node: Any, targets: set[str], qualified_only: bool) -> bool:

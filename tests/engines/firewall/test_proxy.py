@@ -220,14 +220,22 @@ def test_client_encoding_stays_utf8_so_no_character_swallows_a_backslash(firewal
         assert conn.execute("SELECT to_regclass('users') IS NOT NULL").fetchone() == (True,)
 
 
-def test_a_session_whose_strings_turn_nonstandard_is_closed(firewall, postgres):
-    """A function the guard cannot see into turns the setting off: the server reports the
-    change and the proxy ends that session and that server connection."""
+def test_a_session_whose_strings_turn_nonstandard_is_closed(start_firewall, postgres):
+    """A function the guard cannot see into, which the operator allowed all the same, turns
+    the setting off: the server reports the change and the proxy ends that session and
+    that server connection."""
     with psycopg.connect(postgres[0].dsn(), autocommit=True) as admin:
         admin.execute(
             "CREATE OR REPLACE FUNCTION nonstandard_strings() RETURNS text LANGUAGE sql AS "
             "$$ SELECT set_config('standard_conforming_strings', 'off', false) $$"
         )
+    firewall = start_firewall(
+        config='[databases.postgres]\nupstream = "{upstream}"\n'
+        '[guard]\nfunctions = ["public.nonstandard_strings()"]\n'
+    )
+    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:  # not configured: refused
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="string_syntax"):
+            conn.execute("SELECT set_config('standard_conforming_strings', 'off', false)")
     conn = psycopg.connect(firewall.dsn(), autocommit=True)
     with pytest.raises(psycopg.Error, match="standard_conforming_strings was set to off"):
         conn.execute("SELECT nonstandard_strings()")
