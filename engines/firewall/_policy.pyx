@@ -20,7 +20,8 @@ The contract:
   ``sqlstate`` are what the client is told in place of the server's answer; ``sql`` is
   text to send instead, ``holds`` makes the session forward nothing more until the
   statement has completed, ``pending`` is a future after which to ask again.
-* ``check_bind(statement, values, formats)``, ``forget(statement)`` (the client closed
+* ``checks_bind(statement)`` (cheap: False lets a Bind go undecoded),
+  ``check_bind(statement, values, formats)``, ``forget(statement)`` (the client closed
   it) and ``check_function_call(oid)``: the verdicts on a Bind of a statement checked
   before, and on a fastpath call.
 
@@ -41,6 +42,10 @@ cdef class Policy:
     def check(self, bytes sql, statement=None):
         """The verdict on one query string (see the module for what a verdict holds)."""
         raise NotImplementedError
+
+    def checks_bind(self, bytes statement) -> bool:
+        """Whether a Bind of ``statement`` needs ``check_bind`` (its values decoded)."""
+        return True
 
     def check_bind(self, bytes statement, list values, list formats):
         raise NotImplementedError

@@ -51,12 +51,10 @@ HARMLESS_VOLATILE = frozenset(
         "uuidv4",  # PostgreSQL 18+
         "uuidv7",  # PostgreSQL 18+
         # Sequences: nextval does what every INSERT into a serial column does, under the
-        # sequence's own USAGE/UPDATE privilege; currval and lastval read this session's
-        # last value (on a pooled connection, possibly a previous client's: a number, not
-        # data). setval, which rewinds a sequence for everyone, is left out.
+        # sequence's own USAGE/UPDATE privilege. currval and lastval are left out: they read
+        # the server session's last value, on a pooled connection a previous client's;
+        # setval, which rewinds a sequence for everyone, too.
         "nextval",
-        "currval",
-        "lastval",
         # Transaction-level advisory locks: released at commit or rollback, so nothing
         # outlives the transaction on a pooled connection (the session-level
         # pg_advisory_lock family, which would, is left out).

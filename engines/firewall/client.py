@@ -60,6 +60,7 @@ from ._policy import Policy
 from .pool import Pool, PoolTimeout
 from .prepared import StatementRenamer, frame
 from .server import ServerConnection, ServerError
+from .verdicts import ALLOWED
 
 logger = logging.getLogger("engines.firewall.audit")
 
@@ -301,6 +302,12 @@ class ClientSession(ClientCore, asyncio.Protocol):
         """The policy's verdict on a whole Bind ``message`` (its statement as the client
         named it, its values, one format per value) and what to send in its place: None, or
         for a blocked one, a Parse that fails with a token. Malformed: (None, b"")."""
+        portal_end = message.find(b"\0", 5)
+        name_end = message.find(b"\0", portal_end + 1) if portal_end > 0 else -1
+        if name_end > 0 and not self.policy.checks_bind(message[portal_end + 1 : name_end]):
+            # Nothing waits for this statement's values (pgbench -M prepared, most Binds):
+            # no decoding; a malformed Bind is the server's to refuse, as without a proxy.
+            return ALLOWED, None
         try:
             statement, values, formats = _bind_values(message)
             verdict = self.policy.check_bind(statement, values, formats)

@@ -95,6 +95,7 @@ class Decision:
     deferred: list = field(default_factory=list)
     holds: bool = False
     value_dependent: bool = False
+    index_renames: list[tuple[str | None, str]] = field(default_factory=list)
 
     def refuse(self, rule: str, detail: str) -> None:
         self.findings.append((rule, detail))
@@ -565,6 +566,10 @@ class TreePolicy:
         if kind == "CreateStmt":
             self._creates("CREATE TABLE", node.get("relation") or {}, d,
                           on_commit_drop=node.get("oncommit") == "ONCOMMIT_DROP")  # fmt: skip
+            if node.get("inhRelations") or node.get("partbound"):
+                # A child or a partition adds its rows to what the parent's readers see.
+                d.refuse("alter_table", "a table that inherits from, or is a partition of, "
+                         "another alters what that table holds")  # fmt: skip
         elif kind == "CreateTableAsStmt":
             into = node.get("into") or {}
             matview = node.get("objtype") == "OBJECT_MATVIEW"
@@ -611,7 +616,10 @@ class TreePolicy:
         what = node.get("renameType", "").removeprefix("OBJECT_")
         relation = node.get("relation") or {}
         if what == "INDEX" and not _is_catalog(relation):
-            return  # an index's name is only a name
+            # An index's name is only a name; but PostgreSQL renames a table too under ALTER
+            # INDEX, so the server is asked first (guard._index_checks).
+            d.index_renames.append((relation.get("schemaname"), relation.get("relname", "")))
+            return
         name = _relation_name(relation) if relation else "?"
         if what in {"TABLE", "COLUMN", "VIEW", "SEQUENCE", "TABCONSTRAINT"} and relation:
             self._temp_or_refuse("alter_table", f'renaming "{name}"', [name], d)

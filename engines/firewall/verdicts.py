@@ -71,7 +71,8 @@ class Verdict:
     * ``deferred``: checks that need the values bound to the statement's parameters.
     * ``holds``: the statement may change how the server reads the next messages (a SET of
       client_encoding): nothing after it goes on until it has completed.
-    * ``sql``: text to send instead of the client's (a rewrite), when allowed.
+    * ``sql``: text to send instead of the client's (a rewrite), when allowed: str from the
+      guard, bytes in the client's encoding once the session has settled it.
     * ``pending``: not decided yet (a long statement parsed off the event loop): ask again
       once the future is done.
     """
@@ -85,7 +86,7 @@ class Verdict:
     creates_temp: frozenset[str] = frozenset()
     deferred: tuple[Deferred, ...] = ()
     holds: bool = False
-    sql: bytes | None = None
+    sql: bytes | str | None = None
     pending: asyncio.Future | None = field(default=None, compare=False)
 
     @property
