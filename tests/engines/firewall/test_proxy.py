@@ -233,9 +233,11 @@ def test_a_session_whose_strings_turn_nonstandard_is_closed(start_firewall, post
         config='[databases.postgres]\nupstream = "{upstream}"\n'
         '[guard]\nfunctions = ["public.nonstandard_strings()"]\n'
     )
-    with psycopg.connect(firewall.dsn(), autocommit=True) as conn:  # not configured: refused
-        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="string_syntax"):
-            conn.execute("SELECT set_config('standard_conforming_strings', 'off', false)")
+    with (  # not configured: refused
+        psycopg.connect(firewall.dsn(), autocommit=True) as conn,
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="string_syntax"),
+    ):
+        conn.execute("SELECT set_config('standard_conforming_strings', 'off', false)")
     conn = psycopg.connect(firewall.dsn(), autocommit=True)
     with pytest.raises(psycopg.Error, match="standard_conforming_strings was set to off"):
         conn.execute("SELECT nonstandard_strings()")
