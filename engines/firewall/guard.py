@@ -37,7 +37,8 @@ from pglast.stream import RawStream
 from . import encodings
 from ._guard import GuardStats, SessionGuard, verdict_key
 from .catalog import Catalog
-from .tree_policy import DEFAULT_DDL, Decision, TooComplex, TreePolicy
+from .parse_tree import TooComplex
+from .tree_policy import DEFAULT_DDL, Decision, TreePolicy
 from .verdicts import (
     ALLOWED,
     CHARACTER_NOT_IN_REPERTOIRE,

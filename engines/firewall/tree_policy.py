@@ -23,13 +23,13 @@ which the next messages must wait. And whether the verdict read any constant's v
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .bind_checks import UNKNOWN, DeferredSetting, DeferredWhere, const_value, matches_no_row
+from .bind_checks import UNKNOWN, DeferredSetting, const_value
 from .catalog import Catalog
+from .narrowing import every_row, merge, upsert
+from .parse_tree import nodes, relation_name, strings
 from .settings_policy import judge_setting
 
 DEFAULT_DDL = frozenset({"CREATE TABLE", "CREATE INDEX", "CREATE VIEW", "CREATE SEQUENCE"})
@@ -40,6 +40,7 @@ EXPRESSION_NODES = frozenset(
     {
         "A_ArrayExpr", "A_Const", "A_Expr", "A_Indices", "A_Indirection", "A_Star", "Alias",
         "AlterTableCmd",  # a part of ALTER TABLE, which is judged whole
+        "VacuumRelation",  # ANALYZE's table list
         "BitString", "BoolExpr", "Boolean", "BooleanTest", "CaseExpr", "CaseWhen",
         "CoalesceExpr", "CollateClause", "ColumnDef", "ColumnRef", "CommonTableExpr",
         "Constraint", "CTECycleClause", "CTESearchClause", "CurrentOfExpr", "DefElem", "Float",
@@ -57,7 +58,7 @@ EXPRESSION_NODES = frozenset(
 DATA_STATEMENTS = frozenset(
     {"SelectStmt", "InsertStmt", "UpdateStmt", "DeleteStmt", "MergeStmt", "TransactionStmt",
      "VariableSetStmt", "VariableShowStmt", "ExplainStmt", "CopyStmt", "DeclareCursorStmt",
-     "FetchStmt", "ClosePortalStmt", "NotifyStmt"}
+     "FetchStmt", "ClosePortalStmt", "NotifyStmt", "VacuumStmt"}
 )  # fmt: skip
 # Statements whose effect lives in the server session, fine when the server is the client's.
 SESSION_STATEMENTS = {
@@ -70,16 +71,9 @@ CATALOG_SCHEMAS = frozenset({"pg_catalog", "information_schema", "pg_toast"})
 # Views that show other sessions' statements: every client reaches the server as one role,
 # so through them one client would read another's SQL (their functions are denied too).
 PRIVATE_VIEWS = frozenset({"pg_stat_activity", "pg_prepared_statements", "pg_cursors"})
-# Comparisons that narrow a write to the rows matching a value; `<>` matches nearly all.
-_NARROWING_OPERATORS = frozenset({"=", "<", ">", "<=", ">=", "~~", "~~*"})
 _TEMP_OBJECTS = {"OBJECT_TABLE", "OBJECT_VIEW", "OBJECT_SEQUENCE", "OBJECT_INDEX"}
 _CURSOR_OPT_HOLD = 0x20  # DECLARE … WITH HOLD: the cursor outlives its transaction
 _TABLESAMPLE_METHODS = frozenset({"system", "bernoulli"})
-_CHECK_CLOCK_EVERY = 2048  # nodes between looks at the deadline
-
-
-class TooComplex(Exception):
-    """The walk ran past its deadline."""
 
 
 @dataclass
@@ -104,45 +98,11 @@ class Decision:
         self.session_only = self.session_only or reason
 
 
-def nodes(tree: Any, deadline: float | None = None) -> Iterator[tuple[str, dict]]:
-    """Every (node kind, fields) in a pglast JSON tree, iteratively."""
-    stack = [tree]
-    seen = 0
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            for key, value in item.items():
-                if isinstance(value, dict):
-                    if key[:1].isupper():
-                        seen += 1
-                        if (
-                            deadline is not None
-                            and seen % _CHECK_CLOCK_EVERY == 0
-                            and time.monotonic() > deadline
-                        ):
-                            raise TooComplex
-                        yield key, value
-                    stack.append(value)
-                elif isinstance(value, list):
-                    stack.extend(value)
-        elif isinstance(item, list):
-            stack.extend(item)
-
-
-def _strings(items: list | None) -> list[str]:
-    return [item.get("String", {}).get("sval", "") for item in items or []]
-
-
 def _is_catalog(relation: dict) -> bool:
     schema = relation.get("schemaname")
     if schema is not None:
         return schema in CATALOG_SCHEMAS or schema.startswith("pg_toast")
     return relation.get("relname", "").startswith("pg_")
-
-
-def _relation_name(relation: dict) -> str:
-    parts = [relation.get("schemaname"), relation.get("relname")]
-    return ".".join(p for p in parts if p) or "?"
 
 
 _STATEMENT_NAMES = {"RuleStmt": "CREATE RULE", "CreateTrigStmt": "CREATE TRIGGER",
@@ -169,10 +129,6 @@ def _unwrap(node: Any) -> tuple[str, Any]:
     if isinstance(node, dict) and "ParamRef" in node:
         return "param", node["ParamRef"].get("number", 0)
     return "other", None
-
-
-def _has(tree: Any, kinds: set[str]) -> bool:
-    return any(kind in kinds for kind, _ in nodes({"x": tree}))
 
 
 class TreePolicy:
@@ -224,17 +180,17 @@ class TreePolicy:
         elif kind == "A_Expr":
             self._operator(node, d)
         elif kind == "SortBy" and node.get("useOp"):
-            self._operator_name(_strings(node["useOp"]), d)
+            self._operator_name(strings(node["useOp"]), d)
         elif kind == "RangeVar" and node.get("relname") in PRIVATE_VIEWS:
             if node.get("schemaname") in {None, "pg_catalog"}:
                 d.refuse("catalog", f"{node['relname']} would show other clients' statements")
         elif kind == "RangeTableSample":
-            method = _strings(node.get("method"))
+            method = strings(node.get("method"))
             if len(method) != 1 or method[0] not in _TABLESAMPLE_METHODS:
                 d.refuse("function", f"TABLESAMPLE {'.'.join(method)} is not allowed")
 
     def _function(self, node: dict, d: Decision, simple_query: bool) -> None:
-        names = _strings(node.get("funcname"))
+        names = strings(node.get("funcname"))
         name, schema = names[-1], (names[-2] if len(names) > 1 else None)
         catalog = self.catalog
         if catalog is None:
@@ -265,7 +221,7 @@ class TreePolicy:
         )  # fmt: skip
 
     def _operator(self, node: dict, d: Decision) -> None:
-        names = _strings(node.get("name"))
+        names = strings(node.get("name"))
         kind = node.get("kind", "")
         if kind.startswith("AEXPR_BETWEEN") or kind.startswith("AEXPR_NOT_BETWEEN"):
             names = ["<="]  # BETWEEN expands to <= and >=
@@ -290,17 +246,17 @@ class TreePolicy:
                           on_commit_drop=into.get("onCommit") == "ONCOMMIT_DROP")  # fmt: skip
         elif kind == "InsertStmt":
             self._write_target(node.get("relation") or {}, d)
-            self._upsert(node, d)
+            upsert(node, d)
         elif kind in {"UpdateStmt", "DeleteStmt"}:
             relation = node.get("relation") or {}
             self._write_target(relation, d)
             others = node.get("fromClause" if kind == "UpdateStmt" else "usingClause")
             verb = "UPDATE" if kind == "UpdateStmt" else "DELETE"
             rule = "update_without_where" if verb == "UPDATE" else "delete_without_where"
-            self._every_row(relation, node.get("whereClause"), bool(others), rule, verb, d)
+            every_row(relation, node.get("whereClause"), bool(others), rule, verb, d)
         elif kind == "MergeStmt":
             self._write_target(node.get("relation") or {}, d)
-            self._merge(node, d)
+            merge(node, d)
         elif kind == "CopyStmt":
             if node.get("filename") is not None or node.get("is_program"):
                 d.refuse("server_files", "COPY to or from a server file or program")
@@ -312,12 +268,14 @@ class TreePolicy:
             d.refuse("statement", "two-phase commit keeps locks beyond the session")
         elif kind == "VariableSetStmt":
             self._set_statement(node, d, simple_query)
+        elif kind == "VacuumStmt" and node.get("is_vacuumcmd"):
+            d.refuse("statement", "VACUUM is not allowed (ANALYZE is)")
         elif kind == "DeclareCursorStmt" and node.get("options", 0) & _CURSOR_OPT_HOLD:
             d.only_in_session("a cursor WITH HOLD outlives its transaction; use session pool mode")
 
     def _write_target(self, relation: dict, d: Decision) -> None:
         if _is_catalog(relation):
-            d.refuse("catalog", f'writing to system catalog "{_relation_name(relation)}"')
+            d.refuse("catalog", f'writing to system catalog "{relation_name(relation)}"')
 
     def _set_statement(self, node: dict, d: Decision, simple_query: bool) -> None:
         kind, name = node.get("kind"), (node.get("name") or "").lower()
@@ -357,187 +315,6 @@ class TreePolicy:
             d.only_in_session(change.session_only)
         d.holds = d.holds or change.holds
 
-    # -- every-row writes --------------------------------------------------------------------
-
-    def _every_row(
-        self, relation: dict, where: Any, others: bool, rule: str, verb: str, d: Decision
-    ) -> None:
-        """A write must narrow its rows: a conjunct of its WHERE compares a column of the
-        target with a value (see _narrows), or WHERE CURRENT OF; or the WHERE, free of
-        columns, is known to match no row (then or at Bind)."""
-        what = f'{verb} on "{_relation_name(relation)}" may change every row'
-        if where is None:
-            d.refuse(rule, f"{what}: it has no WHERE")
-            return
-        targets = self._target_names(relation)
-        if any(self._narrows(c, targets, others, relation) for c in self._conjuncts(where)):
-            return
-        if _has(where, {"ColumnRef", "SubLink", "FuncCall", "CurrentOfExpr"}):
-            d.refuse(rule, f"{what}: no condition of its WHERE narrows the rows by a column")
-            return
-        d.value_dependent = True
-        if _has(where, {"ParamRef"}):
-            d.deferred.append(DeferredWhere(where, rule, f"{what}: the bound values match all"))
-        elif not matches_no_row(where):
-            d.refuse(rule, f"{what}: its WHERE holds for every row")
-
-    @staticmethod
-    def _target_names(relation: dict) -> set[str]:
-        alias = (relation.get("alias") or {}).get("aliasname")
-        return {alias} if alias else {relation.get("relname", "")}
-
-    @staticmethod
-    def _conjuncts(clause: Any) -> Iterator[Any]:
-        stack = [clause]
-        while stack:
-            item = stack.pop()
-            boolean = item.get("BoolExpr") if isinstance(item, dict) else None
-            if boolean is not None and boolean.get("boolop") == "AND_EXPR":
-                stack.extend(boolean.get("args", []))
-            else:
-                yield item
-
-    def _narrows(
-        self, clause: Any, targets: set[str], qualified_only: bool, relation: dict | None = None
-    ) -> bool:
-        """Whether one condition narrows the rows: a column of the target compared (=, <,
-        >, <=, >=, LIKE, IN a list, = ANY, BETWEEN) with values free of columns, IS NULL,
-        a boolean column of the target (or NOT it), CURRENT OF, IN a subquery over the
-        same relation that narrows its own rows; or an OR whose every branch narrows.
-
-        A join with another relation never narrows: the client may create a table (or a
-        view) holding every key, so it proves nothing about how many rows go."""
-        if not isinstance(clause, dict) or len(clause) != 1:
-            return False
-        ((kind, node),) = clause.items()
-        if kind == "CurrentOfExpr":
-            return True
-        if kind == "ColumnRef" or (
-            kind == "BoolExpr" and node.get("boolop") == "NOT_EXPR"
-            and len(node.get("args", [])) == 1 and "ColumnRef" in node["args"][0]
-        ):  # fmt: skip
-            return self._target_side(clause, targets, qualified_only)
-        if kind == "SubLink" and relation is not None:
-            return (
-                node.get("subLinkType") == "ANY_SUBLINK"
-                and _strings(node.get("operName")) in ([], ["="])
-                and self._target_side(node.get("testexpr"), targets, qualified_only)
-                and self._narrowing_subquery(node.get("subselect"), relation)
-            )
-        if kind == "NullTest":
-            return node.get("nulltesttype") == "IS_NULL" and self._target_side(
-                node.get("arg"), targets, qualified_only
-            )
-        if kind == "BoolExpr" and node.get("boolop") == "OR_EXPR":
-            return all(self._narrows(arg, targets, qualified_only) for arg in node.get("args", []))
-        if kind != "A_Expr":
-            return False
-        op, names = node.get("kind"), _strings(node.get("name"))
-        left, right = node.get("lexpr"), node.get("rexpr")
-        if op == "AEXPR_OP" and names[-1:] and names[-1] in _NARROWING_OPERATORS:
-            sides = [(left, right), (right, left)]
-            return any(
-                self._target_side(a, targets, qualified_only) and self._value(b) for a, b in sides
-            )
-        if (op in {"AEXPR_IN", "AEXPR_OP_ANY"} and names == ["="]) or op in {
-            "AEXPR_BETWEEN", "AEXPR_BETWEEN_SYM", "AEXPR_LIKE", "AEXPR_ILIKE"
-        }:  # fmt: skip
-            if op in {"AEXPR_LIKE", "AEXPR_ILIKE"} and names[-1:] not in (["~~"], ["~~*"]):
-                return False  # NOT LIKE
-            return self._target_side(left, targets, qualified_only) and self._value(right)
-        return False
-
-    def _narrowing_subquery(self, subselect: Any, relation: dict) -> bool:
-        """``SELECT … FROM <the target relation itself> WHERE <narrowing>``: its rows are
-        a narrowed subset of the target's (Django deletes with ``pk IN (SELECT …)``)."""
-        select = (subselect or {}).get("SelectStmt", {})
-        sources = select.get("fromClause") or []
-        if len(sources) != 1 or "RangeVar" not in sources[0] or select.get("withClause"):
-            return False
-        inner = sources[0]["RangeVar"]
-        same = (inner.get("schemaname"), inner.get("relname")) == (
-            relation.get("schemaname"), relation.get("relname"))  # fmt: skip
-        where = select.get("whereClause")
-        if not same or where is None:
-            return False
-        targets = self._target_names(inner)
-        return any(self._narrows(c, targets, False, inner) for c in self._conjuncts(where))
-
-    @staticmethod
-    def _target_side(node: Any, targets: set[str], qualified_only: bool) -> bool:
-        """An expression over columns of the target only (at least one)."""
-        columns = [fields for kind, fields in nodes({"x": node}) if kind == "ColumnRef"]
-        if not columns or _has(node, {"SubLink"}):
-            return False
-        for column in columns:
-            names = _strings(column.get("fields"))
-            if len(names) != len(column.get("fields", [])):
-                return False  # t.*
-            if len(names) == 1 and qualified_only:
-                return False  # with other tables in FROM/USING it could be theirs
-            if len(names) > 1 and names[-2] not in targets:
-                return False
-        return True
-
-    @staticmethod
-    def _value(node: Any) -> bool:
-        """An expression free of columns and subqueries: one value (or list) for all rows."""
-        return node is not None and not _has(node, {"ColumnRef", "SubLink"})
-
-    def _upsert(self, node: dict, d: Decision) -> None:
-        conflict = node.get("onConflictClause") or {}
-        if conflict.get("action") != "ONCONFLICT_UPDATE":
-            return
-        select = (node.get("selectStmt") or {}).get("SelectStmt", {})
-        if select.get("valuesLists") and not select.get("fromClause"):
-            return  # the rows it may update are those its own VALUES name
-        d.refuse(
-            "merge_without_condition",
-            f'INSERT … SELECT … ON CONFLICT DO UPDATE on "{_relation_name(node["relation"])}" '
-            "may update every row",
-        )
-
-    def _merge(self, node: dict, d: Decision) -> None:
-        """MERGE updates or deletes only the target rows its source matches: fine when the
-        source is a VALUES list joined on a target column, or when each WHEN clause that
-        updates or deletes narrows the rows itself."""
-        relation = node.get("relation") or {}
-        targets = self._target_names(relation)
-        source = node.get("sourceRelation") or {}
-        subquery = source.get("RangeSubselect", {}).get("subquery", {}).get("SelectStmt", {})
-        values_source = bool(subquery.get("valuesLists")) and not subquery.get("fromClause")
-        source_alias = (source.get("RangeSubselect", {}).get("alias") or {}).get("aliasname")
-        joined = values_source and any(
-            self._joins_values(c, targets, source_alias)
-            for c in self._conjuncts(node.get("joinCondition"))
-        )
-        for clause in node.get("mergeWhenClauses", []):
-            when = clause.get("MergeWhenClause", {})
-            if when.get("commandType") not in {"CMD_UPDATE", "CMD_DELETE"}:
-                continue
-            matched = when.get("matchKind") == "MERGE_WHEN_MATCHED"
-            if matched and joined:
-                continue
-            condition = when.get("condition")
-            if condition is not None and any(
-                self._narrows(c, targets, True) for c in self._conjuncts(condition)
-            ):
-                continue
-            d.refuse(
-                "merge_without_condition",
-                f'MERGE into "{_relation_name(relation)}" may change every row',
-            )
-
-    def _joins_values(self, clause: Any, targets: set[str], source: str | None) -> bool:
-        node = clause.get("A_Expr") if isinstance(clause, dict) else None
-        if not node or node.get("kind") != "AEXPR_OP" or _strings(node.get("name")) != ["="]:
-            return False
-        sides = [node.get("lexpr"), node.get("rexpr")]
-        refs = [_strings((s or {}).get("ColumnRef", {}).get("fields")) for s in sides]
-        if any(len(r) != 2 for r in refs):
-            return False
-        return {refs[0][0], refs[1][0]} == {next(iter(targets)), source}
-
     # -- DDL and everything else -------------------------------------------------------------
 
     def _creates(
@@ -546,7 +323,7 @@ class TreePolicy:
         if ddl not in self.ddl:
             d.refuse("statement", f"{ddl} is not allowed")
         if _is_catalog(relation):
-            d.refuse("catalog", f'creating "{_relation_name(relation)}" among system catalogs')
+            d.refuse("catalog", f'creating "{relation_name(relation)}" among system catalogs')
         temp = relation.get("relpersistence") == "t" or relation.get("schemaname") == "pg_temp"
         if temp:
             d.creates_temp.add(relation.get("relname", ""))
@@ -559,7 +336,7 @@ class TreePolicy:
     def _built_on_catalogs(self, query: Any, what: str, d: Decision) -> None:
         for kind, node in nodes({"x": query}):
             if kind == "RangeVar" and _is_catalog(node):
-                d.refuse("catalog", f'{what} over system catalog "{_relation_name(node)}"')
+                d.refuse("catalog", f'{what} over system catalog "{relation_name(node)}"')
                 return
 
     def _ddl(self, kind: str, node: dict, d: Decision) -> None:
@@ -581,7 +358,7 @@ class TreePolicy:
         elif kind == "ViewStmt":
             self._creates("CREATE VIEW", node.get("view") or {}, d)
             if node.get("replace"):
-                d.refuse("alter_table", f'replacing view "{_relation_name(node["view"])}"')
+                d.refuse("alter_table", f'replacing view "{relation_name(node["view"])}"')
             self._built_on_catalogs(node.get("query"), "a view", d)
         elif kind == "CreateSeqStmt":
             self._creates("CREATE SEQUENCE", node.get("sequence") or {}, d)
@@ -595,10 +372,10 @@ class TreePolicy:
         elif kind == "DropStmt":
             self._drop(node, d)
         elif kind == "TruncateStmt":
-            names = [_relation_name(r.get("RangeVar", {})) for r in node.get("relations", [])]
+            names = [relation_name(r.get("RangeVar", {})) for r in node.get("relations", [])]
             self._temp_or_refuse("truncate", f"TRUNCATE {', '.join(names)}", names, d)
         elif kind == "AlterTableStmt" and node.get("objtype") == "OBJECT_TABLE":
-            name = _relation_name(node.get("relation") or {})
+            name = relation_name(node.get("relation") or {})
             self._temp_or_refuse("alter_table", f'ALTER of "{name}"', [name], d)
         elif kind == "AlterTableStmt" or kind == "AlterObjectSchemaStmt":
             d.refuse("alter_table", f"{_words(kind)} is not allowed")
@@ -620,7 +397,7 @@ class TreePolicy:
             # INDEX, so the server is asked first (guard._index_checks).
             d.index_renames.append((relation.get("schemaname"), relation.get("relname", "")))
             return
-        name = _relation_name(relation) if relation else "?"
+        name = relation_name(relation) if relation else "?"
         if what in {"TABLE", "COLUMN", "VIEW", "SEQUENCE", "TABCONSTRAINT"} and relation:
             self._temp_or_refuse("alter_table", f'renaming "{name}"', [name], d)
         else:
@@ -634,7 +411,7 @@ class TreePolicy:
             return
         names = []
         for item in node.get("objects", []):
-            parts = _strings(item.get("List", {}).get("items"))
+            parts = strings(item.get("List", {}).get("items"))
             names.append(".".join(parts))
         self._temp_or_refuse("drop", f"{what} {', '.join(names)}", names, d)
 

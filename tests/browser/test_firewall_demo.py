@@ -35,7 +35,7 @@ def test_reset_block_select_and_live_counters(firewall_page):
     verdict = results.locator('[data-fw-result="blocked"]').first
     expect(verdict).to_contain_text("Blocked by the firewall")
     expect(verdict.locator(".fw-verdict__rule")).to_have_text("drop")
-    expect(verdict).to_contain_text("DROP of any object")
+    expect(verdict).to_contain_text("DROP of anything but the session")
     expect(verdict).to_contain_text("42501")
 
     # Keyboard only: Ctrl+Enter in the console runs it.

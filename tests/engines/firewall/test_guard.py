@@ -193,6 +193,7 @@ BENIGN = [
     "DECLARE c CURSOR FOR SELECT 1",
     "FETCH 10 FROM c",
     "NOTIFY jobs, 'x'",
+    "ANALYZE users",
     "SELECT * FROM drop_log",
 ]
 
