@@ -34,6 +34,10 @@ has its server connection closed (PostgreSQL then rolls back whatever it left), 
 than synced and reused: the proxy never commits what the client did not ask to commit. The
 unnamed prepared statement, one per server connection, is re-parsed or closed before a
 client binds it where it may be another client's (prepared.py).
+
+Why one file past 500 lines: the message loop (``pump``) and the verdicts it acts on
+(Query, Parse, Bind, FunctionCall; holds, pending checks, rewrites) are one state machine
+over the same buffer and server; split, each half would reach into the other's state.
 """
 
 from __future__ import annotations
