@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engines.firewall.catalog import Catalog, load_catalog
 from engines.firewall.guard import Guard, qualify_temp
@@ -406,3 +408,40 @@ def test_ddl_kinds_are_the_policys(catalog):
 def test_without_a_catalog_no_function_is_allowed():
     assert Guard().check("SELECT lower('x')").rule == "function"
     assert Guard().check("SELECT 1").rule == "operator" or Guard().check("SELECT 1").allowed
+
+
+# Statements whose verdict a number can decide (or not), with slots for numbers (n, m) and
+# for digits inside names (a): the cache must never answer one with another's verdict.
+POISON_TEMPLATES = [
+    "DELETE FROM t WHERE {n} = {m}",
+    "DELETE FROM t WHERE id = {n}",
+    "DELETE FROM t WHERE id = id + {n}",
+    "UPDATE t SET v = {n} WHERE {m} > {n}",
+    "SET standard_conforming_strings = {n}",
+    "SELECT set_config('standard_conforming_strings', '{n}', false)",
+    "SELECT * FROM t{a} WHERE x = {n}",
+    "DROP TABLE t{a}",
+    "SELECT sha{a}('x'::bytea), {n}",
+    "SELECT {n}.{m}e{a} FROM t",
+    "DELETE FROM t WHERE {n} = {m} AND id = {a}",
+    "SELECT 1 -- {n}\n; DELETE FROM t WHERE {m} = {m}",
+    "SELECT '{n}' = '{m}'; DELETE FROM t WHERE 1 = {n}",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    template=st.sampled_from(POISON_TEMPLATES),
+    first=st.tuples(*[st.integers(0, 300)] * 3),
+    second=st.tuples(*[st.integers(0, 300)] * 3),
+)
+def test_a_cached_verdict_is_the_one_a_fresh_guard_gives(catalog, template, first, second):
+    """A guard that has seen one statement answers another of the same shape exactly as a
+    guard that never saw the first (the cache-poisoning property, end to end)."""
+    one, other = (template.format(n=n, m=m, a=a) for n, m, a in (first, second))
+    primed = Guard(catalog)
+    primed.check(one)
+    cached, fresh = primed.check(other), Guard(catalog).check(other)
+    assert (cached.allowed, cached.rule, cached.message) == (
+        fresh.allowed, fresh.rule, fresh.message
+    ), (one, other)  # fmt: skip
