@@ -144,6 +144,8 @@ class FirewallProxy:
             session.terminate()
         for pool in self.pools.values():
             pool.close()
+        for guard in self.guards.values():
+            guard.close()  # its worker process, if a long statement started one
         if self.server is not None:
             await self.server.wait_closed()
 
