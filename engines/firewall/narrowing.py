@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from .tree_policy import Decision
 
 # Comparisons that narrow a write to the rows matching a value; `<>` matches nearly all.
-_NARROWING_OPERATORS = frozenset({"=", "<", ">", "<=", ">=", "~~", "~~*"})
+# Ranges are taken at their word (`created < now() - interval '30 days'`): data may make one
+# cover every row, as it may an equality; the form is what the guard can judge. LIKE narrows
+# only with a pattern of its own (see _pattern).
+_NARROWING_OPERATORS = frozenset({"=", "<", ">", "<=", ">="})
 
 
 def every_row(relation: dict, where: Any, others: bool, rule: str, verb: str, d: Decision) -> None:
@@ -65,9 +68,10 @@ def _narrows(
     clause: Any, targets: set[str], qualified_only: bool, relation: dict | None = None
 ) -> bool:
     """Whether one condition narrows the rows: a column of the target compared (=, <,
-    >, <=, >=, LIKE, IN a list, = ANY, BETWEEN) with values free of columns, IS NULL,
-    a boolean column of the target (or NOT it), CURRENT OF, IN a subquery over the
-    same relation that narrows its own rows; or an OR whose every branch narrows.
+    >, <=, >=, IN a list, = ANY, BETWEEN) with values free of columns, or LIKE a pattern
+    with a character of its own, IS NULL, a boolean column of the target (or NOT it),
+    CURRENT OF, IN a subquery over the same relation that narrows its own rows; or an OR
+    whose every branch narrows.
 
     A join with another relation never narrows: the client may create a table (or a
     view) holding every key, so it proves nothing about how many rows go."""
@@ -101,13 +105,24 @@ def _narrows(
     if op == "AEXPR_OP" and names[-1:] and names[-1] in _NARROWING_OPERATORS:
         sides = [(left, right), (right, left)]
         return any(_target_side(a, targets, qualified_only) and _value(b) for a, b in sides)
+    if op in {"AEXPR_LIKE", "AEXPR_ILIKE"} and names[-1:] in (["~~"], ["~~*"]):
+        return _target_side(left, targets, qualified_only) and _pattern(right)
     if (op in {"AEXPR_IN", "AEXPR_OP_ANY"} and names == ["="]) or op in {
-        "AEXPR_BETWEEN", "AEXPR_BETWEEN_SYM", "AEXPR_LIKE", "AEXPR_ILIKE"
+        "AEXPR_BETWEEN", "AEXPR_BETWEEN_SYM"
     }:  # fmt: skip
-        if op in {"AEXPR_LIKE", "AEXPR_ILIKE"} and names[-1:] not in (["~~"], ["~~*"]):
-            return False  # NOT LIKE
         return _target_side(left, targets, qualified_only) and _value(right)
     return False
+
+
+def _pattern(node: Any) -> bool:
+    """A LIKE pattern written out that holds a character of its own: `'%3'` narrows,
+    `'%'`, `'_%'` or a bound parameter may match every row. (The verdict cache keeps string
+    constants exactly, so reading one here is safe to share.)"""
+    while isinstance(node, dict) and "TypeCast" in node:
+        node = node["TypeCast"].get("arg")
+    const = node.get("A_Const", {}) if isinstance(node, dict) else {}
+    text = const.get("sval", {}).get("sval") if "sval" in const else None
+    return isinstance(text, str) and any(c not in "%_" for c in text)
 
 
 def _narrowing_subquery(subselect: Any, relation: dict) -> bool:

@@ -31,7 +31,7 @@ TRACKED = frozenset(
 TRANSACTION_SCOPED = frozenset(
     {
         "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
-        "search_path", "work_mem", "maintenance_work_mem", "temp_buffers", "extra_float_digits",
+        "search_path", "extra_float_digits",
         "bytea_output", "default_transaction_isolation", "default_transaction_read_only",
         "default_transaction_deferrable", "transaction_isolation", "transaction_read_only",
         "transaction_deferrable", "random_page_cost", "seq_page_cost", "cpu_tuple_cost",
@@ -39,16 +39,35 @@ TRANSACTION_SCOPED = frozenset(
         "join_collapse_limit", "from_collapse_limit", "plan_cache_mode", "client_min_messages",
         "synchronous_commit", "lc_monetary", "lc_numeric", "lc_time", "default_text_search_config",
         "xmloption", "xmlbinary", "row_security", "constraint_exclusion", "cursor_tuple_fraction",
-        "max_parallel_workers_per_gather", "timezone_abbreviations", "gin_fuzzy_search_limit",
+        "timezone_abbreviations", "gin_fuzzy_search_limit",
         "default_statistics_target", "quote_all_identifiers", "escape_string_warning",
         "array_nulls", "enable_partition_pruning",
     }
 )  # fmt: skip
+# Left out: memory and parallelism (work_mem, maintenance_work_mem, temp_buffers,
+# max_parallel_workers_per_gather), which a client could raise until the server runs out.
+# Timeouts a client may only set low: never off, never longer than this (milliseconds).
+TIMEOUTS = frozenset({"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"})
+MAX_TIMEOUT_MS = 60_000
+_UNITS_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 # Every planner switch (enable_seqscan, enable_hashjoin…) only changes plans.
 TRANSACTION_SCOPED_PREFIXES = ("enable_",)
 # PostgreSQL's parse_bool: these words and any unique prefix of them (case-insensitive).
 _TRUE_WORDS = ("true", "yes", "on", "1")
 _FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def timeout_ms(value: str) -> float | None:
+    """A timeout setting's value in milliseconds, read as PostgreSQL reads it (a number, in
+    milliseconds unless a unit follows), or None if it would refuse it."""
+    text = value.strip()
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz").strip()
+    unit = text[len(number) :].strip() or "ms"
+    try:
+        amount = float(number)
+    except ValueError:
+        return None
+    return amount * _UNITS_MS[unit] if unit in _UNITS_MS else None
 
 
 def pg_bool(value: str) -> bool | None:
@@ -122,6 +141,13 @@ def judge_setting(
         return SettingChange(holds=True)
     if name in TRACKED:
         return ALLOWED_CHANGE
+    if name in TIMEOUTS and name not in extra and not reset:
+        limit = MAX_TIMEOUT_MS
+        ms = timeout_ms(value) if value is not None else None
+        if ms is None or not 0 < ms <= limit:
+            return SettingChange(
+                "setting", f"{name} may only be set to a time above 0 and up to {limit // 1000} s"
+            )
     if _scoped(name, extra):
         if local:
             return ALLOWED_CHANGE

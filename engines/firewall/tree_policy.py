@@ -158,6 +158,8 @@ class TreePolicy:
                 self._data_statement(kind, node, decision, simple_query)
             elif kind in SESSION_STATEMENTS:
                 prepares = prepares or kind == "PrepareStmt"
+                decision.holds = decision.holds or kind == "DiscardStmt"  # DISCARD ALL resets
+                # client_encoding too: what follows waits
                 decision.only_in_session(
                     f"{SESSION_STATEMENTS[kind]} keeps state in the server session; use "
                     "session pool mode"
@@ -289,6 +291,7 @@ class TreePolicy:
             d.only_in_session(
                 "RESET ALL resets settings the proxy keeps for the session; use session pool mode"
             )
+            d.holds = True  # client_encoding among them: what follows waits
             return
         reset = kind in {"VAR_RESET", "VAR_SET_DEFAULT"}
         value = None
