@@ -26,16 +26,13 @@ def _scheduler() -> list[Extension]:
     return cythonize([ext], quiet=True, language_level=3)
 
 
-def _firewall() -> list[Extension]:
-    """engines.firewall: the proxy's hot path, Cython modules (no C beside them) that cimport
-    one another through their .pxd files."""
-    here = "engines/firewall"
-    pxds = sorted(glob(f"{here}/*.pxd"))
-    names = ("_transport", "_endpoint", "_statements", "_metrics", "_policy", "_guard",
-             "_server", "_pool", "_client")  # fmt: skip
+def _cython(package: str, names: tuple[str, ...], pxds: list[str]) -> list[Extension]:
+    """Cython modules of ``engines/<package>`` (no C beside them), cimporting one another
+    through the .pxd files in ``pxds``."""
+    here = f"engines/{package}"
     exts = [
         Extension(
-            f"engines.firewall.{name}",
+            f"engines.{package}.{name}",
             sources=[f"{here}/{name}.pyx"],
             depends=pxds,
             extra_compile_args=["-O2"],
@@ -45,4 +42,17 @@ def _firewall() -> list[Extension]:
     return cythonize(exts, quiet=True, language_level=3)
 
 
-setup(ext_modules=_scheduler() + _firewall())
+def _pgproxy() -> list[Extension]:
+    """engines.pgproxy: the protocol proxy's hot path, shared by the firewall and the router."""
+    names = ("_transport", "_endpoint", "_statements", "_metrics", "_policy", "_server",
+             "_pool", "_client")  # fmt: skip
+    return _cython("pgproxy", names, sorted(glob("engines/pgproxy/*.pxd")))
+
+
+def _firewall() -> list[Extension]:
+    """engines.firewall: the guard's compiled half, a policy on pgproxy's relay."""
+    pxds = sorted(glob("engines/pgproxy/*.pxd") + glob("engines/firewall/*.pxd"))
+    return _cython("firewall", ("_guard",), pxds)
+
+
+setup(ext_modules=_scheduler() + _pgproxy() + _firewall())

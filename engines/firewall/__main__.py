@@ -9,7 +9,9 @@ import os
 import signal
 import sys
 
-from .config import POOL_MODES, ConfigError, load_config
+from engines.pgproxy.config import POOL_MODES, ConfigError
+
+from .config import load_config
 from .proxy import FirewallProxy
 from .verdicts import RULES
 

@@ -1,7 +1,7 @@
 # The guard's compiled half (_guard.pyx): its counters, the verdict-cache key, and its
 # policy as one session's relay asks it. Used from Python (guard.py) only.
 
-from engines.firewall._policy cimport Policy
+from engines.pgproxy._policy cimport Policy
 
 
 cdef class GuardStats:

@@ -1,116 +1,35 @@
-"""The admin console: ``psql -d firewall -c 'SHOW POOLS'``, as PgBouncer's console works.
-
-A client that asks for the database named ``firewall`` logs in as usual but talks to the
-proxy itself, which answers a handful of read-only SHOW commands with ordinary result sets,
-so any PostgreSQL client (and any monitoring script that speaks SQL) can read the counters.
+"""What the firewall adds to its proxy's admin console (engines/pgproxy/admin.py: SHOW POOLS,
+SHOW STATS, reached with ``psql -d firewall``): the guard's counters in SHOW STATS, and
+SHOW RULES, each rule with how many statements it blocked.
 """
 
 from __future__ import annotations
 
-import asyncio
-import struct
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from engines.pgwire import (
-    CommandComplete,
-    DataRow,
-    FieldDescription,
-    ReadyForQuery,
-    RowDescription,
-    error_response,
-)
+from engines.pgproxy.admin import result
 
-from .metrics import stats_snapshot
 from .verdicts import RULES
 
-if TYPE_CHECKING:
-    from .proxy import FirewallProxy
 
-ADMIN_DATABASE = "firewall"
-# What psql and drivers expect to hear at login; the console has no server of its own.
-CONSOLE_PARAMETERS = {
-    "server_version": "15.0 (firewall console)",
-    "server_encoding": "UTF8",
-    "client_encoding": "UTF8",
-    "DateStyle": "ISO, MDY",
-    "integer_datetimes": "on",
-    "standard_conforming_strings": "on",
-}
-_HEADER = struct.Struct("!cI")
-
-
-def _result(columns: list[str], rows: list[list[Any]], tag: str) -> bytes:
-    fields = [FieldDescription(name) for name in columns]  # all text
-    out = [RowDescription(fields).encode()]
-    out += [DataRow([None if v is None else str(v).encode() for v in row]).encode() for row in rows]
-    out.append(CommandComplete(f"{tag} {len(rows)}").encode())
-    return b"".join(out)
+def with_guard_rows(rows: list[list[Any]], guard: dict[str, Any]) -> list[list[Any]]:
+    """SHOW STATS's ``rows`` with the guard's: what it checked after the logins, what it
+    blocked after the relay's reads."""
+    names = [row[0] for row in rows]
+    at = names.index("login_failures") + 1
+    checked = [
+        ["statements_checked", guard["checked"]],
+        ["verdict_cache_hits", guard["cache_hits"]],
+        ["verdict_repeats", guard["repeats"]],
+    ]
+    rows = rows[:at] + checked + rows[at:]
+    at = names.index("reads_copied") + 1 + len(checked)
+    rows.insert(at, ["statements_blocked", sum(guard["blocked"].values())])
+    return rows
 
 
-def answer(proxy: FirewallProxy, command: str) -> bytes:
-    """The response to one console command (without the trailing ReadyForQuery)."""
-    words = command.strip().rstrip(";").upper().split()
-    stats = stats_snapshot(proxy)
-    if words == ["SHOW", "POOLS"]:
-        columns = ["database", "user", "mode", "size", "active", "idle", "connecting",
-                   "waiting_clients", "acquired", "timeouts", "connects", "discarded"]  # fmt: skip
-        return _result(columns, [[pool[c] for c in columns] for pool in stats["pools"]], "SHOW")
-    if words == ["SHOW", "STATS"]:
-        latency = stats["latency"]
-        rows = [
-            ["clients", stats["clients"]],
-            ["logins", stats["logins"]],
-            ["login_failures", stats["login_failures"]],
-            ["statements_checked", stats["guard"]["checked"]],
-            ["verdict_cache_hits", stats["guard"]["cache_hits"]],
-            ["verdict_repeats", stats["guard"]["repeats"]],
-            ["reads_in_place", stats["reads"]["in_place"]],
-            ["reads_copied", stats["reads"]["copied"]],
-            ["statements_blocked", sum(stats["guard"]["blocked"].values())],
-            ["round_trips", latency["count"]],
-            ["round_trip_p50_us", latency["p50_us"]],
-            ["round_trip_p95_us", latency["p95_us"]],
-            ["round_trip_p99_us", latency["p99_us"]],
-        ]
-        return _result(["name", "value"], rows, "SHOW")
-    if words == ["SHOW", "RULES"]:
-        blocked = stats["guard"]["blocked"]
-        rows = [[rule.name, blocked.get(rule.name, 0), rule.description] for rule in RULES.values()]
-        return _result(["rule", "blocked", "description"], rows, "SHOW")
-    return error_response(
-        "42601",
-        f"unknown console command {command.strip()[:80]!r}",
-        hint="try SHOW POOLS, SHOW STATS, SHOW RULES",
-    )
-
-
-class AdminSession(asyncio.Protocol):
-    """A console client: simple queries only; Terminate or disconnect ends it."""
-
-    def __init__(self, proxy: FirewallProxy, transport: asyncio.Transport) -> None:
-        self.proxy = proxy
-        self.transport = transport
-        self.buffer = b""
-        self.stream_writer: asyncio.StreamWriter | None = None  # keeps the transport open
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        while len(self.buffer) >= 5:
-            kind, length = _HEADER.unpack_from(self.buffer)
-            if length < 4 or length > 1 << 20:
-                self.transport.write(
-                    error_response("08P01", "invalid message length", severity="FATAL")
-                )
-                self.transport.close()
-                return
-            if len(self.buffer) < 1 + length:
-                return
-            payload, self.buffer = self.buffer[5 : 1 + length], self.buffer[1 + length :]
-            if kind == b"X":
-                self.transport.close()
-                return
-            if kind == b"Q":
-                reply = answer(self.proxy, payload.rstrip(b"\0").decode(errors="replace"))
-            else:
-                reply = error_response("0A000", "the console answers simple queries only")
-            self.transport.write(reply + ReadyForQuery("I").encode())
+def show_rules(guard: dict[str, Any]) -> bytes:
+    """SHOW RULES: every rule, the statements it blocked, what it refuses."""
+    blocked = guard["blocked"]
+    rows = [[rule.name, blocked.get(rule.name, 0), rule.description] for rule in RULES.values()]
+    return result(["rule", "blocked", "description"], rows, "SHOW")

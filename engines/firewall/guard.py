@@ -34,7 +34,8 @@ from pglast import ast
 from pglast import parser as pg_parser
 from pglast.stream import RawStream
 
-from . import encodings
+from engines.pgproxy import encodings
+
 from ._guard import GuardStats, SessionGuard, verdict_key
 from .catalog import Catalog
 from .parse_tree import TooComplex
@@ -50,7 +51,7 @@ from .verdicts import (
     refusal,
 )
 
-__all__ = ["ALLOWED", "RULES", "Guard", "GuardSession", "Rule", "Verdict", "reads_unlike_guard"]
+__all__ = ["ALLOWED", "RULES", "Guard", "GuardSession", "Rule", "Verdict"]
 
 logger = logging.getLogger(__name__)
 
@@ -144,14 +145,6 @@ def _verdict(d: Decision) -> Verdict:
     if d.session_only or d.creates_temp or d.deferred or d.holds:
         return Verdict(True, **settle)
     return ALLOWED
-
-
-def reads_unlike_guard(name: str, value: str) -> bool:
-    """Whether a setting's value, as the server reports it (ParameterStatus), makes
-    PostgreSQL read SQL unlike the guard: a session in which it holds is ended."""
-    if name == "standard_conforming_strings":
-        return value != "on"
-    return name == "client_encoding" and encodings.codec(value) is None
 
 
 def qualify_temp(sql: str, names: frozenset[str]) -> str:

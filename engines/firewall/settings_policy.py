@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import encodings
+from engines.pgproxy import encodings
 
 TRACKED = frozenset(
     {"application_name", "client_encoding", "datestyle", "intervalstyle", "timezone",

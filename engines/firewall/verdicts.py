@@ -9,9 +9,10 @@ its own temporary tables, values bound later), which guard.GuardSession settles.
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from engines.pgproxy.verdict import Verdict as BaseVerdict
 
 if TYPE_CHECKING:
     from .bind_checks import Deferred
@@ -58,10 +59,11 @@ RULES: dict[str, Rule] = {
 
 
 @dataclass(frozen=True, eq=False)
-class Verdict:
+class Verdict(BaseVerdict):
     """The guard's answer for one query string (which may hold several statements).
 
-    Beyond ``allowed`` (and, when refused, ``rule``, ``message``, ``sqlstate``), what the
+    Beyond what a session's relay reads (engines.pgproxy.verdict.Verdict: ``allowed``,
+    ``rule``, ``message``, ``sqlstate``, ``holds``, ``sql``, ``pending``), what the guard's
     session must settle itself (guard.GuardSession):
 
     * ``session_only``: allowed only in session pool mode; the reason, for the error.
@@ -69,29 +71,15 @@ class Verdict:
       temporary objects; the statement then runs with those names qualified by pg_temp.
     * ``creates_temp``: temporary relations the statement creates.
     * ``deferred``: checks that need the values bound to the statement's parameters.
-    * ``holds``: the statement may change how the server reads the next messages (a SET of
-      client_encoding): nothing after it goes on until it has completed.
-    * ``sql``: text to send instead of the client's (a rewrite), when allowed: str from the
-      guard, bytes in the client's encoding once the session has settled it.
-    * ``pending``: not decided yet (a long statement parsed off the event loop): ask again
-      once the future is done.
+
+    ``sql`` is str from the guard, bytes in the client's encoding once the session has
+    settled it.
     """
 
-    allowed: bool
-    rule: str | None = None
-    message: str = ""
-    sqlstate: str = ""
     session_only: str | None = None
     temp_targets: frozenset[str] = frozenset()
     creates_temp: frozenset[str] = frozenset()
     deferred: tuple[Deferred, ...] = ()
-    holds: bool = False
-    sql: bytes | str | None = None
-    pending: asyncio.Future | None = field(default=None, compare=False)
-
-    @property
-    def blocked(self) -> bool:
-        return not self.allowed
 
 
 ALLOWED = Verdict(True)

@@ -20,13 +20,13 @@ from collections.abc import AsyncIterator, Callable
 
 import psycopg
 import pytest
-from engines.firewall._client import ClientCore
-from engines.firewall._pool import PoolCore, PoolStats
-from engines.firewall._server import ServerCore, ServerRelay
+from engines.pgproxy._client import ClientCore
+from engines.pgproxy._pool import PoolCore, PoolStats
+from engines.pgproxy._server import ServerCore, ServerRelay
 
-from engines.firewall.client import ClientSession
 from engines.firewall.config import load_config
 from engines.firewall.proxy import FirewallProxy
+from engines.pgproxy.client import ClientSession
 
 # Far beyond what the proxy may hold: the transport's high-water mark (64 KiB) plus one read.
 HELD_AT_MOST = 1024 * 1024

@@ -7,7 +7,8 @@ import textwrap
 import pytest
 
 from engines.firewall import config as config_module
-from engines.firewall.config import ConfigError, Upstream, load_config
+from engines.firewall.config import load_config
+from engines.pgproxy.config import ConfigError, PoolLimits, Upstream
 
 
 def test_upstream_url_is_parsed():
@@ -305,5 +306,5 @@ key = "key.pem"
     demo = config.databases["demo"]
     assert (demo.pool_mode, demo.pool_size, demo.max_db_connections) == ("transaction", 5, 10)
     assert (demo.server_idle_timeout, demo.query_wait_timeout) == (60.0, 3.0)
-    assert demo.limits_for("alice") == config_module.PoolLimits(3, 1)
+    assert demo.limits_for("alice") == PoolLimits(3, 1)
     assert (config.max_client_connections, config.tls_cert) == (50, "cert.pem")

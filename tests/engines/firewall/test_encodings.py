@@ -1,4 +1,4 @@
-"""engines.firewall.encodings: encoding names resolved, and client bytes read, as PostgreSQL
+"""engines.pgproxy.encodings: encoding names resolved, and client bytes read, as PostgreSQL
 does. The first tests need no server; the last ones ask the real PostgreSQL."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import random
 import psycopg
 import pytest
 
-from engines.firewall import encodings
-from engines.firewall.encodings import CLIENT_ONLY, canonical, codec, is_readable
 from engines.pgcluster import Cluster
+from engines.pgproxy import encodings
+from engines.pgproxy.encodings import CLIENT_ONLY, canonical, codec, is_readable
 
 # pg_encname_tbl in PostgreSQL's src/common/encnames.c, transcribed: every alias, cleaned.
 PG_ENCNAME_TBL = {

@@ -27,13 +27,13 @@ from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from engines.firewall._policy import Policy
+from engines.pgproxy._policy import Policy
 
-from engines.firewall.client import ClientSession
 from engines.firewall.config import load_config
-from engines.firewall.metrics import LatencyHistogram
-from engines.firewall.pool import Pool
-from engines.firewall.prepared import StatementRenamer
+from engines.pgproxy.client import ClientSession
+from engines.pgproxy.metrics import LatencyHistogram
+from engines.pgproxy.pool import Pool
+from engines.pgproxy.prepared import StatementRenamer
 from engines.pgwire import (
     AuthenticationSASL,
     AuthenticationSASLContinue,

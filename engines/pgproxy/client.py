@@ -64,9 +64,7 @@ from ._policy import Policy
 from .pool import Pool, PoolTimeout
 from .prepared import StatementRenamer, frame
 from .server import ServerConnection, ServerError
-from .verdicts import ALLOWED
-
-logger = logging.getLogger("engines.firewall.audit")
+from .verdict import ALLOWED
 
 _HEADER = struct.Struct("!cI")
 _UINT16 = struct.Struct("!H")
@@ -90,8 +88,13 @@ class ClientSession(ClientCore, asyncio.Protocol):
 
     Its collaborators: ``pool`` (lends it servers), ``policy`` (one per session),
     ``latency`` (round trips), ``on_close(session)`` (called when it ends, maybe more than
-    once), ``max_message_size`` (a longer message ends the session).
+    once), ``max_message_size`` (a longer message ends the session). A proxy's subclass may
+    name ``audit`` (the logger of blocked statements) and ``blocked_marker`` (of the deliberate
+    syntax error a blocked statement becomes, seen in the server's log) after itself.
     """
+
+    audit = logging.getLogger("engines.pgproxy.audit")
+    blocked_marker = "PROXY_BLOCKED_"
 
     def __init__(
         self,
@@ -347,9 +350,9 @@ class ClientSession(ClientCore, asyncio.Protocol):
     def _blocked(self, verdict: object, what: str, detail: object) -> bytes:
         """A token for a blocked message, whose ErrorResponse rewrite_error will replace with
         the verdict's; logged for the audit."""
-        token = f"FIREWALL_BLOCKED_{next(_tokens)}"
+        token = f"{self.blocked_marker}{next(_tokens)}"
         self.rewrites[token] = verdict
-        logger.warning(
+        self.audit.warning(
             "event=blocked rule=%s user=%s database=%s %s=%r",
             verdict.rule, self.user, self.pool.database.name, what, detail,
         )  # fmt: skip

@@ -3,9 +3,10 @@
 
 A client session (_client.ClientCore, client.ClientSession) holds one ``Policy`` for its
 whole life and asks it about every Query, Parse, Bind and FunctionCall it forwards; it
-knows nothing else of the policy. The firewall's is the guard's, one per session (_guard.SessionGuard, made by
-guard.Guard.session); a proxy built on the same login, pools, transport and relay without
-the guard (the sharding router) gives its sessions a policy of its own.
+knows nothing else of the policy. The firewall's is the guard's, one per session
+(engines.firewall._guard.SessionGuard, made by engines.firewall.guard.Guard.session); a proxy
+built on the same login, pools, transport and relay without the guard (the sharding router)
+gives its sessions a policy of its own, from its ``BaseProxy.policy_for`` (proxy.py).
 
 The contract:
 
@@ -16,7 +17,7 @@ The contract:
   not.
 * ``check(sql, statement=None) -> verdict``, from Python, for the text of a Query
   (``statement`` None) or a Parse (the client's statement name, b"" unnamed), bytes as they
-  came off the wire: a verdicts.Verdict. When not allowed, ``rule``, ``message`` and
+  came off the wire: a verdict.Verdict (or a subclass). When not allowed, ``rule``, ``message`` and
   ``sqlstate`` are what the client is told in place of the server's answer; ``sql`` is
   text to send instead, ``holds`` makes the session forward nothing more until the
   statement has completed, ``pending`` is a future after which to ask again.

@@ -19,7 +19,7 @@ are dropped up to and including its ReadyForQuery.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
-from engines.firewall._endpoint cimport _length
+from engines.pgproxy._endpoint cimport _length
 
 
 cdef inline bytes _as_bytes(data):

@@ -1,4 +1,4 @@
-# The firewall's own plain-socket transport, declared for C calls from the relay
+# The proxy's own plain-socket transport, declared for C calls from the relay
 # (_endpoint, _server, _client, _pool: their clock, and reads taken in place).
 
 cdef extern from "<sys/epoll.h>" nogil:

@@ -1,9 +1,9 @@
 # A server connection's per-message state and its relay to the attached client
 # (_server.pyx). cimported by _pool and _client.
 
-from engines.firewall._endpoint cimport ClientEnd, Endpoint
-from engines.firewall._statements cimport ServerStatements
-from engines.firewall._transport cimport Receiver
+from engines.pgproxy._endpoint cimport ClientEnd, Endpoint
+from engines.pgproxy._statements cimport ServerStatements
+from engines.pgproxy._transport cimport Receiver
 
 
 cdef class ServerCore(Endpoint):

@@ -1,4 +1,4 @@
-"""The firewall's own plain-socket transport (``_transport.hand_over``) against real
+"""The proxy's own plain-socket transport (``_transport.hand_over``) against real
 sockets, on both event loops the proxy runs on: it must keep asyncio's promises (bytes
 whole and in order under back-pressure, close flushes and abort drops, connection_lost
 once and later, flow control, faults reported), and let go of everything it held."""
@@ -14,8 +14,8 @@ import struct
 
 import pytest
 import uvloop
-from engines.firewall._server import ServerCore
-from engines.firewall._transport import SocketTransport, hand_over
+from engines.pgproxy._server import ServerCore
+from engines.pgproxy._transport import SocketTransport, hand_over
 
 LOOPS = {"asyncio": asyncio.new_event_loop, "uvloop": uvloop.new_event_loop}
 
@@ -133,6 +133,9 @@ def test_writes_stay_whole_and_in_order_under_back_pressure_with_flow_control(ru
     async def scenario() -> tuple[bytes, list[str]]:
         protocol = Recorder()
         transport, peer = await _taken_over(protocol)
+        # Small fixed buffers: with autotuning, loopback can absorb most of 4 MiB at once.
+        peer.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 16)
+        transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)
         core = ServerCore()
         core.transport = transport  # the relay's C write path, as ServerConnection uses it
         big = bytes(range(256)) * (16 * 1024)  # 4 MiB: far more than the socket buffers

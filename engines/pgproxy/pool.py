@@ -78,10 +78,15 @@ class Pool(PoolCore):
     Lending and taking back (``try_acquire``, ``release``) are compiled in PoolCore."""
 
     def __init__(
-        self, database: DatabaseConfig, user: str, budget: DatabaseBudget | None = None
+        self,
+        database: DatabaseConfig,
+        user: str,
+        budget: DatabaseBudget | None = None,
+        application_name: str = "pgproxy",
     ) -> None:
         self.database = database
         self.user = user
+        self.application_name = application_name  # what its servers log in as: the proxy's name
         self.budget = budget if budget is not None else DatabaseBudget(0)
         self.budget.pools.append(self)
         self.shares_budget = bool(self.budget.limit)
@@ -141,6 +146,7 @@ class Pool(PoolCore):
             timeout = self.database.idle_transaction_timeout
             server = await ServerConnection.connect(
                 self.database.upstream,
+                self.application_name,
                 # Whole milliseconds, as PostgreSQL reads a bare number for this setting.
                 settings={"idle_in_transaction_session_timeout": str(int(timeout * 1000))},
             )

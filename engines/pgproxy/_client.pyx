@@ -33,9 +33,9 @@ of the sort is going on: ``detour``, one field, says why not (its bits: _client.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 
-from engines.firewall._endpoint cimport _length
-from engines.firewall._server cimport ServerRelay
-from engines.firewall._transport cimport monotonic
+from engines.pgproxy._endpoint cimport _length
+from engines.pgproxy._server cimport ServerRelay
+from engines.pgproxy._transport cimport monotonic
 
 # asyncio's default write-buffer high-water mark, which the proxy's own transport keeps too:
 # past it a server connection's transport has paused its client's reading (back-pressure).

@@ -1,10 +1,10 @@
 # A client session's per-message path (_client.pyx). Used from Python (client.py) only.
 
-from engines.firewall._endpoint cimport ClientEnd
-from engines.firewall._metrics cimport LatencyCounts
-from engines.firewall._policy cimport Policy
-from engines.firewall._pool cimport PoolCore
-from engines.firewall._server cimport ServerCore
+from engines.pgproxy._endpoint cimport ClientEnd
+from engines.pgproxy._metrics cimport LatencyCounts
+from engines.pgproxy._policy cimport Policy
+from engines.pgproxy._pool cimport PoolCore
+from engines.pgproxy._server cimport ServerCore
 
 cdef enum:
     SENT_RING = 64  # send times kept for round-trip latency: a deeper pipeline goes unmeasured

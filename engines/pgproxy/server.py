@@ -4,8 +4,12 @@ A ``ServerConnection`` is opened and authenticated once (cleartext, MD5 or SCRAM
 optionally over TLS) and then lives in a pool, warm, so a client never pays for a server
 handshake. While a client holds it, ``ServerProtocol`` forwards whole messages to the client
 as they arrive and watches for two things only: ReadyForQuery, whose status byte says
-whether the connection may go back to the pool, and — when the guard swapped a statement
-for a deliberate syntax error — the ErrorResponse to rewrite into the firewall's own.
+whether the connection may go back to the pool, and — when the session's policy swapped a
+statement for a deliberate syntax error — the ErrorResponse to rewrite into the proxy's own.
+
+The proxy reads SQL as the server does (encodings.py): a setting the server reports under
+which it would read it otherwise ends the session (``reads_unlike_proxy``). Messages name
+the proxy by the ``application_name`` its connections log in with ("firewall", "router").
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from ._server import ServerCore, ServerRelay
 from ._statements import ServerStatements
 from ._transport import hand_over
 from .config import Upstream
-from .guard import reads_unlike_guard
+from .encodings import reads_unlike_proxy
 
 logger = logging.getLogger(__name__)
 
@@ -103,8 +107,11 @@ class ServerConnection(ServerCore):
     (transport, status, parameters, statements), ``attach``, ``write`` and the detach on
     release are compiled in ServerCore."""
 
-    def __init__(self, upstream: Upstream, transport: asyncio.Transport) -> None:
+    def __init__(
+        self, upstream: Upstream, transport: asyncio.Transport, application_name: str = "pgproxy"
+    ) -> None:
         self.upstream = upstream
+        self.application_name = application_name  # the proxy's name, in what clients are told
         self.transport = transport
         self.parameters = {}
         self.process_id = 0
@@ -121,7 +128,7 @@ class ServerConnection(ServerCore):
     async def connect(
         cls,
         upstream: Upstream,
-        application_name: str = "firewall",
+        application_name: str = "pgproxy",
         settings: dict[str, str] | None = None,
     ) -> ServerConnection:
         """Open, encrypt if asked, log in with ``settings`` as the session's own (startup
@@ -129,7 +136,7 @@ class ServerConnection(ServerCore):
         try:
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 reader, writer = await _open(upstream)
-                server = cls(upstream, writer.transport)  # type: ignore[arg-type]
+                server = cls(upstream, writer.transport, application_name)  # type: ignore[arg-type]
                 await server._login(reader, writer, application_name, settings or {})
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             raise ServerError(
@@ -203,12 +210,13 @@ class ServerConnection(ServerCore):
                         f"upstream refused login: {fields.get('M', '')}", fields.get("C", "08006")
                     )
                 elif isinstance(message, ReadyForQuery):
-                    blind = [(k, v) for k, v in self.parameters.items() if reads_unlike_guard(k, v)]
+                    blind = [(k, v) for k, v in self.parameters.items() if reads_unlike_proxy(k, v)]
                     if blind:
                         name, value = blind[0]
                         raise ServerError(
                             f"the server's session starts with {name} {value}, under which the "
-                            "guard would misread its SQL; change that role or database setting",
+                            f"{application_name} would misread its SQL; change that role or "
+                            "database setting",
                             "0A000",
                         )
                     self.status = message.status
@@ -263,14 +271,14 @@ class ServerProtocol(ServerRelay, asyncio.Protocol):
     def _note_setting(self, buffer: bytes, start: int, end: int) -> bool:
         """A ParameterStatus: note the server's new value, and the attached session's (the
         client SET it, or it is the server's spelling of a value the proxy replayed). False
-        when the value blinds the guard: the session is then already closed."""
+        when the value blinds the policy: the session is then already closed."""
         name, value = _parameter_status(buffer, start + 5, end)
         client = self.client
         policy = getattr(client, "policy", None)
-        if reads_unlike_guard(name, value) or (
+        if reads_unlike_proxy(name, value) or (
             name == "client_encoding" and policy is not None and not policy.set_encoding(value)
         ):
-            self._guard_blinded(name, value)
+            self._policy_blinded(name, value)
             return False
         self.server.parameters[name] = value
         self.server.settings_checked = None
@@ -289,12 +297,13 @@ class ServerProtocol(ServerRelay, asyncio.Protocol):
         self.server.close()
         if client is not None:
             client.fatal(
-                error.fields.get("C", "22023"), f"firewall: a session setting was refused: {reason}"
+                error.fields.get("C", "22023"),
+                f"{self.server.application_name}: a session setting was refused: {reason}",
             )
 
-    def _guard_blinded(self, name: str, value: str) -> None:
-        """Something the guard let through (a function, say) gave a setting a value under
-        which the server reads SQL differently from the guard: neither this connection nor
+    def _policy_blinded(self, name: str, value: str) -> None:
+        """Something the policy let through (a function, say) gave a setting a value under
+        which the server reads SQL differently from the proxy: neither this connection nor
         its client's session may go on."""
         logger.warning("event=guard_blinded pid=%s %s=%s", self.server.process_id, name, value)
         self.buffer = b""
@@ -303,8 +312,9 @@ class ServerProtocol(ServerRelay, asyncio.Protocol):
         if client is not None:
             client.fatal(
                 "42501",
-                f"firewall: {name} was set to {value}, under which the guard can no longer "
-                "read this session's SQL as the server does; the session is closed",
+                f"{self.server.application_name}: {name} was set to {value}, under which the "
+                f"{self.server.application_name} can no longer read this session's SQL as the "
+                "server does; the session is closed",
             )
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -1,7 +1,7 @@
 # The two ends of the relay and what a server's relay may ask of the client it serves
 # (_endpoint.pyx says why). cimported by _server, _client.
 
-from engines.firewall._transport cimport Receiver, SocketTransport
+from engines.pgproxy._transport cimport Receiver, SocketTransport
 
 
 cdef inline Py_ssize_t _length(const unsigned char* p) noexcept:

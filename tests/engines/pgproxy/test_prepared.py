@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engines.firewall.prepared import ServerStatements
+from engines.pgproxy.prepared import ServerStatements
 
 
 def two_pipelined_batches() -> ServerStatements:

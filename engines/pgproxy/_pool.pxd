@@ -1,6 +1,6 @@
 # A pool's lending and taking back (_pool.pyx). cimported by _client.
 
-from engines.firewall._server cimport ServerCore
+from engines.pgproxy._server cimport ServerCore
 
 
 cdef class PoolStats:

@@ -32,7 +32,7 @@ from libc.errno cimport EAGAIN, EINTR, errno
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy, strerror
 
-logger = logging.getLogger("engines.firewall")
+logger = logging.getLogger("engines.pgproxy")
 
 
 cdef extern from "<sys/epoll.h>" nogil:

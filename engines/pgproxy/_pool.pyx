@@ -11,7 +11,7 @@ and ``_hand_to_waiter``, declared below; and with ``budget`` (pool.DatabaseBudge
 ``give_away(server, pool)`` when the database's cap is shared (``shares_budget``).
 """
 
-from engines.firewall._transport cimport monotonic
+from engines.pgproxy._transport cimport monotonic
 
 
 cdef class PoolStats:

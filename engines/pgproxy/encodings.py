@@ -1,16 +1,17 @@
 """PostgreSQL's client encodings, resolved and read exactly as the server does.
 
-The firewall parses each statement with pglast, PostgreSQL's own parser, which reads UTF-8
-text; so it must first turn the client's bytes into the very characters the server will
-see. Two things must match the server for that. The encoding *name*: PostgreSQL accepts
-any spelling that, lowercased and stripped of everything but ASCII letters and digits
-(clean_encoding_name), is in its alias table (pg_encname_tbl, src/common/encnames.c) —
-"Shift_JIS", "WIN-932" and "ms kanji" are all SJIS — so a check on a few spellings is
-blind to the rest. And the *reading*: only an encoding in which every byte below 0x80 is
-always its ASCII character can be read safely, and only with a Python codec that yields
-the characters PostgreSQL's conversion yields. In a client-only encoding (SJIS, BIG5…)
-a multibyte character may end in a quote or backslash byte, so a reader that splits the
-bytes differently sees a string where the server sees the end of one and a DROP.
+A proxy that reads statements (the firewall's guard parses each with pglast, PostgreSQL's
+own parser, which reads UTF-8 text; the router reads shard keys) must first turn the
+client's bytes into the very characters the server will see. Two things must match the
+server for that. The encoding *name*: PostgreSQL accepts any spelling that, lowercased and
+stripped of everything but ASCII letters and digits (clean_encoding_name), is in its alias
+table (pg_encname_tbl, src/common/encnames.c) — "Shift_JIS", "WIN-932" and "ms kanji" are
+all SJIS — so a check on a few spellings is blind to the rest. And the *reading*: only an
+encoding in which every byte below 0x80 is always its ASCII character can be read safely,
+and only with a Python codec that yields the characters PostgreSQL's conversion yields. In a
+client-only encoding (SJIS, BIG5…) a multibyte character may end in a quote or backslash
+byte, so a reader that splits the bytes differently sees a string where the server sees the
+end of one and a DROP.
 """
 
 from __future__ import annotations
@@ -155,3 +156,12 @@ def codec(name: str) -> str | None:
 def is_readable(name: str) -> bool:
     """Whether the firewall can read SQL sent in encoding ``name`` as the server does."""
     return codec(name) is not None
+
+
+def reads_unlike_proxy(name: str, value: str) -> bool:
+    """Whether a setting's value, as the server reports it (ParameterStatus), makes
+    PostgreSQL read SQL unlike a proxy reading it here: a session in which it holds is
+    ended (server.py)."""
+    if name == "standard_conforming_strings":
+        return value != "on"
+    return name == "client_encoding" and codec(value) is None
