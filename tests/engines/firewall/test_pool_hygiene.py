@@ -12,6 +12,9 @@ The rest drive one ClientSession in this test's event loop, on a fake client tra
 with a real server connection behind it and a stub policy: the verdicts a guard may give
 (``holds``, ``sql``, ``pending``, and the checks of Bind and FunctionCall) are the
 session's to carry out, whatever the guard decides.
+
+Why past 500 lines: both halves share the raw-protocol client and the one-server proxy, and
+each test is a protocol transcript, long by nature.
 """
 
 from __future__ import annotations
