@@ -71,6 +71,17 @@ def die_with_parent(signum: int) -> Callable[[], None] | None:
     return hook
 
 
+def follow_parent(parent: int, signum: int) -> None:
+    """die_with_parent's promise made from inside a child that no ``preexec_fn`` ran in
+    (multiprocessing's spawn): ``signum`` when ``parent`` dies, or exit now if it already
+    has."""
+    if sys.platform != "linux":
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, ctypes.c_ulong(signum))
+    if os.getppid() != parent:
+        os._exit(1)
+
+
 def pid_alive(pid: int) -> bool:
     """Whether ``pid`` is a live process; a zombie (exited, not yet reaped) is not."""
     try:

@@ -26,6 +26,8 @@ import dataclasses
 import json
 import logging
 import multiprocessing
+import os
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor
 
@@ -35,6 +37,7 @@ from pglast import parser as pg_parser
 from pglast.stream import RawStream
 
 from engines.pgproxy import encodings
+from engines.procs import follow_parent
 
 from ._guard import GuardStats, SessionGuard, verdict_key
 from .catalog import Catalog
@@ -60,9 +63,10 @@ _BY_TEXT = Verdict(False, "by_text")
 _POLICY: TreePolicy | None = None  # in a worker process: the policy it judges by
 
 
-def _start_worker(policy: TreePolicy) -> None:
+def _start_worker(policy: TreePolicy, parent: int) -> None:
     global _POLICY
     _POLICY = policy
+    follow_parent(parent, signal.SIGTERM)  # a proxy killed outright takes its worker along
 
 
 def _judge_in_worker(
@@ -275,7 +279,7 @@ class Guard:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker, initargs=(self.policy,),
+                initializer=_start_worker, initargs=(self.policy, os.getpid()),
             )  # fmt: skip
         return self._pool
 

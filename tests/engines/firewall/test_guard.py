@@ -7,6 +7,9 @@ Through the live proxy, judged by what the server shows afterwards: test_redteam
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import time
 
 import pytest
 from hypothesis import given, settings
@@ -15,6 +18,7 @@ from hypothesis import strategies as st
 from engines.firewall.catalog import Catalog, load_catalog
 from engines.firewall.guard import Guard, qualify_temp
 from engines.firewall.verdicts import RULES
+from engines.procs import pid_alive
 
 
 @pytest.fixture(scope="module")
@@ -456,3 +460,34 @@ def test_a_cached_verdict_is_the_one_a_fresh_guard_gives(catalog, template, firs
     assert (cached.allowed, cached.rule, cached.message) == (
         fresh.allowed, fresh.rule, fresh.message
     ), (one, other)  # fmt: skip
+
+
+def test_the_worker_process_dies_with_a_proxy_killed_outright(postgres):
+    """A long statement starts the guard's worker; SIGKILL the process that owns it (as an
+    operator's kill -9 would) and the worker goes too, never left running alone."""
+    script = (
+        "import asyncio, os, sys, time\n"
+        "from engines.firewall.catalog import load_catalog\n"
+        "from engines.firewall.guard import Guard\n"
+        "async def main():\n"
+        "    guard = Guard(await load_catalog(sys.argv[1]), offload_bytes=10)\n"
+        "    verdict = guard.session('demo').check(b'SELECT 1 WHERE 1 = 1 AND 2 = 2')\n"
+        "    await verdict.pending\n"
+        "    print(*guard._pool._processes, flush=True)\n"
+        "    time.sleep(60)\n"
+        "asyncio.run(main())\n"
+    )
+    owner = subprocess.Popen(
+        [sys.executable, "-c", script, postgres[0].dsn()], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        workers = [int(pid) for pid in owner.stdout.readline().split()]
+        assert workers
+        assert all(pid_alive(pid) for pid in workers)
+    finally:
+        owner.kill()
+        owner.wait(10)
+    deadline = time.monotonic() + 10
+    while any(pid_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(pid_alive(pid) for pid in workers)
