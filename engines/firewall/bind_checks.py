@@ -85,7 +85,9 @@ def evaluate(node: Any, params: list[Any] | None = None) -> Any:
         names = [n.get("String", {}).get("sval") for n in fields["typeName"].get("names", [])]
         if names and names[-1] in {"bool", "boolean"} and isinstance(value, str | bool | int):
             return pg_bool(str(value)) if not isinstance(value, bool) else value
-        return value if names and names[-1] in {"text", "int4", "int8", "numeric"} else UNKNOWN
+        # Other casts change how values compare ('1'::int = '01'::int is true, as strings
+        # false): only text keeps a string's meaning.
+        return value if names and names[-1] == "text" and isinstance(value, str) else UNKNOWN
     if kind == "BoolExpr":
         return _boolean(fields, params)
     if kind == "NullTest":

@@ -152,10 +152,10 @@ def _verdict(d: Decision) -> Verdict:
 
 
 def qualify_temp(sql: str, names: frozenset[str]) -> str:
-    """``sql`` with the unqualified relations of its DROP, TRUNCATE, ALTER TABLE and renames
-    qualified by pg_temp: run as the session's own temporary objects or not at all, never
-    on a permanent table of the same name (if the temporary one was never made, or was
-    dropped at commit)."""
+    """``sql`` with the unqualified relations of its DROP, TRUNCATE, ALTER TABLE, renames and
+    indexes qualified by pg_temp: run as the session's own temporary objects or not at all,
+    never on a permanent table of the same name (if the temporary one was never made, or
+    was dropped at commit)."""
     statements = pglast.parse_sql(sql)
     for raw in statements:
         node = raw.stmt
@@ -168,7 +168,7 @@ def qualify_temp(sql: str, names: frozenset[str]) -> str:
             for relation in node.relations:
                 if relation.schemaname is None and relation.relname in names:
                     relation.schemaname = "pg_temp"
-        elif isinstance(node, ast.AlterTableStmt | ast.RenameStmt):
+        elif isinstance(node, ast.AlterTableStmt | ast.RenameStmt | ast.IndexStmt):
             relation = node.relation
             if relation is not None and relation.schemaname is None and relation.relname in names:
                 relation.schemaname = "pg_temp"

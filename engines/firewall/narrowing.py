@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .bind_checks import DeferredWhere, matches_no_row
-from .parse_tree import has, nodes, relation_name, strings
+from .parse_tree import has, relation_name, strings
 
 if TYPE_CHECKING:
     from .tree_policy import Decision
@@ -139,23 +139,28 @@ def _narrowing_subquery(subselect: Any, relation: dict) -> bool:
     if not same or where is None:
         return False
     targets = _target_names(inner)
+    # It must select a bare column of its own rows: `SELECT o.id` (the outer row's) or
+    # `SELECT generate_series(…)` would give any key at all.
+    selected = select.get("targetList") or []
+    if len(selected) != 1 or not _target_side(selected[0]["ResTarget"].get("val"), targets, False):
+        return False
     return any(_narrows(c, targets, False, inner) for c in _conjuncts(where))
 
 
 def _target_side(node: Any, targets: set[str], qualified_only: bool) -> bool:
-    """An expression over columns of the target only (at least one)."""
-    columns = [fields for kind, fields in nodes({"x": node}) if kind == "ColumnRef"]
-    if not columns or has(node, {"SubLink"}):
+    """A bare column of the target, or a cast of one. Nothing computed: `id * 0`,
+    `nullif(id, id)`, `id - id` or `email || 'x'` hold one value for every row."""
+    while isinstance(node, dict) and "TypeCast" in node:
+        node = node["TypeCast"].get("arg")
+    column = node.get("ColumnRef") if isinstance(node, dict) else None
+    if column is None:
         return False
-    for column in columns:
-        names = strings(column.get("fields"))
-        if len(names) != len(column.get("fields", [])):
-            return False  # t.*
-        if len(names) == 1 and qualified_only:
-            return False  # with other tables in FROM/USING it could be theirs
-        if len(names) > 1 and names[-2] not in targets:
-            return False
-    return True
+    names = strings(column.get("fields"))
+    if not names or len(names) != len(column.get("fields", [])):
+        return False  # t.*
+    if len(names) == 1:
+        return not qualified_only  # with other tables in FROM/USING it could be theirs
+    return names[-2] in targets
 
 
 def _value(node: Any) -> bool:

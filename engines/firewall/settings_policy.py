@@ -31,7 +31,7 @@ TRACKED = frozenset(
 TRANSACTION_SCOPED = frozenset(
     {
         "statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout",
-        "search_path", "extra_float_digits",
+        "extra_float_digits",
         "bytea_output", "default_transaction_isolation", "default_transaction_read_only",
         "default_transaction_deferrable", "transaction_isolation", "transaction_read_only",
         "transaction_deferrable", "random_page_cost", "seq_page_cost", "cpu_tuple_cost",
@@ -44,8 +44,10 @@ TRANSACTION_SCOPED = frozenset(
         "array_nulls", "enable_partition_pruning",
     }
 )  # fmt: skip
-# Left out: memory and parallelism (work_mem, maintenance_work_mem, temp_buffers,
-# max_parallel_workers_per_gather), which a client could raise until the server runs out.
+# Left out: search_path, which would make the guard's reading of unqualified names (a
+# catalog's, a temporary table's) wrong; memory and parallelism (work_mem,
+# maintenance_work_mem, temp_buffers, max_parallel_workers_per_gather), which a client
+# could raise until the server runs out.
 # Timeouts a client may only set low: never off, never longer than this (milliseconds).
 TIMEOUTS = frozenset({"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"})
 MAX_TIMEOUT_MS = 60_000

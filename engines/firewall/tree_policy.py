@@ -147,6 +147,9 @@ class TreePolicy:
         self.catalog = catalog
         self.ddl = frozenset(ddl)
         self.extra_settings = frozenset(extra_settings)
+        # Every function name, for column notation: PostgreSQL runs `(x).f` and `t.f` as
+        # f(x) and f(t) when no column f exists, so a field may be a call.
+        self._function_names = frozenset(f.name for f in catalog.functions) if catalog else None
 
     def decide(self, tree: dict, *, simple_query: bool, deadline: float | None = None) -> Decision:
         decision = Decision()
@@ -168,6 +171,13 @@ class TreePolicy:
                 self._ddl(kind, node, decision)
         if not decision.findings:
             decision.findings = decision.unknown_parts
+        if decision.index_renames and len(tree.get("stmts", [])) > 1:
+            # Its check runs first (guard._index_checks): what ran between could change
+            # what the name means, so the statement must come alone.
+            decision.refuse(
+                "alter_table", "ALTER INDEX … RENAME must be sent alone, so the server can check "
+                "first that it names an index",
+            )  # fmt: skip
         if prepares and decision.deferred:
             decision.refuse(
                 "statement", "PREPARE of a statement whose safety depends on its parameters"
@@ -179,6 +189,10 @@ class TreePolicy:
     def _expression(self, kind: str, node: dict, d: Decision, simple_query: bool) -> None:
         if kind == "FuncCall":
             self._function(node, d, simple_query)
+        elif kind == "ColumnRef":
+            self._fields(strings(node.get("fields"))[1:], d)
+        elif kind == "A_Indirection":
+            self._fields(strings(node.get("indirection")), d)
         elif kind == "A_Expr":
             self._operator(node, d)
         elif kind == "SortBy" and node.get("useOp"):
@@ -202,6 +216,17 @@ class TreePolicy:
             self._set_config(node, d, simple_query)
         elif not catalog.function_allowed(name, schema):
             d.refuse("function", f"{'.'.join(names)}() is not allowed")
+
+    def _fields(self, names: list[str], d: Decision) -> None:
+        """Field names that may be calls in column notation: refused when a function the
+        policy does not allow bears the name (``('/etc/passwd'::text).pg_read_file``)."""
+        for name in names:
+            if not name:
+                continue
+            if self._function_names is None:
+                d.refuse("function", f".{name}: the server's catalog has not been read")
+            elif name in self._function_names and not self.catalog.function_allowed(name):
+                d.refuse("function", f"{name}() in column notation (.{name}) is not allowed")
 
     def _set_config(self, node: dict, d: Decision, simple_query: bool) -> None:
         args = [_unwrap(arg) for arg in node.get("args") or []]
@@ -272,6 +297,10 @@ class TreePolicy:
             self._set_statement(node, d, simple_query)
         elif kind == "VacuumStmt" and node.get("is_vacuumcmd"):
             d.refuse("statement", "VACUUM is not allowed (ANALYZE is)")
+        elif kind == "VacuumStmt":
+            for item in node.get("rels") or []:
+                if _is_catalog(item.get("VacuumRelation", {}).get("relation") or {}):
+                    d.refuse("catalog", "ANALYZE of a system catalog writes pg_statistic")
         elif kind == "DeclareCursorStmt" and node.get("options", 0) & _CURSOR_OPT_HOLD:
             d.only_in_session("a cursor WITH HOLD outlives its transaction; use session pool mode")
 
@@ -327,7 +356,9 @@ class TreePolicy:
             d.refuse("statement", f"{ddl} is not allowed")
         if _is_catalog(relation):
             d.refuse("catalog", f'creating "{relation_name(relation)}" among system catalogs')
-        temp = relation.get("relpersistence") == "t" or relation.get("schemaname") == "pg_temp"
+        schema = relation.get("schemaname") or ""
+        temp = relation.get("relpersistence") == "t" or schema == "pg_temp"
+        temp = temp or schema.startswith("pg_temp_")  # the session's own, by its real name
         if temp:
             d.creates_temp.add(relation.get("relname", ""))
             if not on_commit_drop:
@@ -346,6 +377,10 @@ class TreePolicy:
         if kind == "CreateStmt":
             self._creates("CREATE TABLE", node.get("relation") or {}, d,
                           on_commit_drop=node.get("oncommit") == "ONCOMMIT_DROP")  # fmt: skip
+            if any(
+                c.get("contype") == "CONSTR_FOREIGN" for k, c in nodes(node) if k == "Constraint"
+            ):
+                d.refuse("alter_table", "a foreign key adds triggers to the table it references")
             if node.get("inhRelations") or node.get("partbound"):
                 # A child or a partition adds its rows to what the parent's readers see.
                 d.refuse("alter_table", "a table that inherits from, or is a partition of, "
@@ -366,10 +401,7 @@ class TreePolicy:
         elif kind == "CreateSeqStmt":
             self._creates("CREATE SEQUENCE", node.get("sequence") or {}, d)
         elif kind == "IndexStmt":
-            if "CREATE INDEX" not in self.ddl:
-                d.refuse("statement", "CREATE INDEX is not allowed")
-            if _is_catalog(node.get("relation") or {}):
-                d.refuse("catalog", "an index on a system catalog")
+            self._index(node, d)
         elif kind == "RenameStmt":
             self._rename(node, d)
         elif kind == "DropStmt":
@@ -391,6 +423,24 @@ class TreePolicy:
             d.refuse("statement", f"{_words(kind, node)} is not allowed")
         else:  # a part of some statement the policy knows nothing of: that one is named
             d.unknown_parts.append(("statement", f"{kind} is not allowed"))
+
+    def _index(self, node: dict, d: Decision) -> None:
+        """A plain index (columns, not unique, no predicate) only speeds reads up; a unique,
+        expression or partial one constrains every later write to the table (`UNIQUE ON
+        ((true))` allows one more row, `((1 / 0))` none): those only on the session's own
+        temporary tables."""
+        relation = node.get("relation") or {}
+        if "CREATE INDEX" not in self.ddl:
+            d.refuse("statement", "CREATE INDEX is not allowed")
+        if _is_catalog(relation):
+            d.refuse("catalog", "an index on a system catalog")
+        elements = [e.get("IndexElem", {}) for e in node.get("indexParams", [])]
+        plain = all(e.get("name") and not e.get("expr") for e in elements)
+        if node.get("unique") or node.get("primary") or node.get("whereClause") or not plain:
+            name = relation_name(relation)
+            self._temp_or_refuse(
+                "alter_table", f'a unique, expression or partial index on "{name}"', [name], d
+            )
 
     def _rename(self, node: dict, d: Decision) -> None:
         what = node.get("renameType", "").removeprefix("OBJECT_")

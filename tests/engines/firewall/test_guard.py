@@ -65,6 +65,23 @@ DESTRUCTIVE = [
     ("DELETE FROM users WHERE id IN (SELECT id FROM other.users WHERE done)",
      "delete_without_where"),
     ("DELETE FROM users WHERE NOT (id = 1)", "delete_without_where"),
+    ("UPDATE users SET email = 'x' WHERE id * 0 = 0", "update_without_where"),
+    ("DELETE FROM users WHERE nullif(id, id) IS NULL", "delete_without_where"),
+    ("DELETE FROM users WHERE id - id = 0", "delete_without_where"),
+    ("DELETE FROM users WHERE email || 'x' LIKE '%x'", "delete_without_where"),
+    ("DELETE FROM users o WHERE id IN (SELECT o.id FROM users WHERE id = 1)",
+     "delete_without_where"),
+    ("DELETE FROM users WHERE id IN (SELECT generate_series(1, 9) FROM users WHERE id = 1)",
+     "delete_without_where"),
+    ("MERGE INTO users u USING (SELECT 1) s ON true WHEN MATCHED AND u.id * 0 = 0 "
+     "THEN UPDATE SET email = 'x'", "merge_without_condition"),
+    ("DELETE FROM users WHERE '1'::int = '01'::int", "delete_without_where"),
+    ("ALTER INDEX users RENAME TO gone; ALTER INDEX users RENAME TO x", "alter_table"),
+    ("CREATE INDEX users_x ON users (id); ALTER INDEX users RENAME TO x", "alter_table"),
+    ("CREATE UNIQUE INDEX one_more ON users ((true)) WHERE id > 100", "alter_table"),
+    ("CREATE INDEX broken ON users ((1 / id))", "alter_table"),
+    ("CREATE TABLE child (uid int REFERENCES users (id))", "alter_table"),
+    ("ANALYZE pg_catalog.pg_class", "catalog"),
     ("DELETE FROM users WHERE email LIKE '%'", "delete_without_where"),
     ("DELETE FROM users WHERE email LIKE '_%%'", "delete_without_where"),
     ("DELETE FROM users WHERE email LIKE $1", "delete_without_where"),
@@ -115,6 +132,10 @@ DESTRUCTIVE = [
     ("SELECT setseed(0.5)", "function"),
     ("SELECT setval('s', 1)", "function"),
     ("SELECT no_such_function()", "function"),
+    # Column notation: PostgreSQL runs (x).f and t.f as f(x) and f(t).
+    ("SELECT ('/etc/hostname'::text).pg_read_file", "function"),
+    ("SELECT (42::bigint).pg_advisory_lock", "function"),
+    ("SELECT f.pg_read_file FROM pg_catalog.text('/etc/hostname') f", "function"),
     ("SELECT 1 OPERATOR(public.===) 2", "operator"),
     ("UPDATE pg_class SET relname = 'x' WHERE relname = 'users'", "catalog"),
     ("UPDATE pg_settings SET setting = 'off' WHERE name = 'standard_conforming_strings'",
@@ -133,6 +154,8 @@ DESTRUCTIVE = [
     ("SET ROLE postgres", "setting"),
     ("SET SESSION AUTHORIZATION postgres", "setting"),
     ("SET session_replication_role = replica", "setting"),
+    ("SET LOCAL search_path = information_schema, public", "setting"),
+    ("SET LOCAL search_path = pg_temp, public", "setting"),
     ("SET LOCAL statement_timeout = 0", "setting"),
     ("SET LOCAL statement_timeout = '2h'", "setting"),
     ("SELECT set_config('lock_timeout', '0', true)", "setting"),
@@ -154,7 +177,6 @@ BENIGN = [
     "DELETE FROM users WHERE id IN (1, 2, 3)",
     "DELETE FROM users WHERE id = ANY($1)",
     "DELETE FROM logs WHERE created < now() - interval '30 days'",
-    "DELETE FROM users WHERE lower(email) = 'x'",
     "DELETE FROM users WHERE email::text LIKE '%3'",
     "DELETE FROM users WHERE id = 1 OR id = 2",
     "DELETE FROM users WHERE deleted_at IS NULL AND id BETWEEN 1 AND 9",
@@ -172,7 +194,7 @@ BENIGN = [
     "MERGE INTO users u USING (VALUES (1, 'x')) s(id, e) ON u.id = s.id "
     "WHEN MATCHED THEN UPDATE SET email = s.e WHEN NOT MATCHED THEN INSERT VALUES (s.id, s.e)",
     "CREATE TABLE notes (id serial PRIMARY KEY, body text DEFAULT lower('X'), n int CHECK (n > 0))",
-    "CREATE INDEX ON notes (lower(body))",
+    "CREATE INDEX ON notes (body, id)",
     "CREATE VIEW recent AS SELECT * FROM notes WHERE id > 10",
     "CREATE SEQUENCE s",
     "CREATE TABLE copy AS SELECT * FROM notes",
@@ -188,7 +210,6 @@ BENIGN = [
     "SET LOCAL statement_timeout = '1s'",
     "SET LOCAL statement_timeout = 30000",
     "SET LOCAL lock_timeout = '1min'",
-    "SET LOCAL search_path = app, public",
     "SET TIME ZONE 'UTC'",
     "SET application_name = 'report'",
     "SET DateStyle = 'ISO, DMY'",
@@ -238,11 +259,12 @@ def test_every_policy_rule_has_a_destructive_example():
 @pytest.mark.parametrize(
     "sql",
     [
-        "SET search_path = app",
+        "SET statement_timeout = '5s'",
         "SET statement_timeout = 1",
         "SET default_transaction_read_only = on",
         "SELECT set_config('statement_timeout', '1', false)",
         "CREATE TEMP TABLE users (a int)",
+        "CREATE TABLE pg_temp_3.users (a int)",
         "LISTEN x",
         "PREPARE p AS SELECT 1",
         "DEALLOCATE ALL",
@@ -272,6 +294,10 @@ def test_own_temporary_tables_may_be_dropped_as_pg_temp(guard):
         assert verdict.sql is not None
         assert verdict.sql.startswith(rewritten)
     assert session.check(b"DROP TABLE scratch, users").rule == "drop"
+    assert session.check(b"CREATE TEMP TABLE scratch (a int)").allowed
+    indexed = session.check(b"CREATE UNIQUE INDEX ON scratch ((a + 1))")
+    assert indexed.allowed, indexed.message
+    assert indexed.sql.startswith(b"CREATE UNIQUE INDEX ON pg_temp.scratch")
     assert guard.session("demo", transaction_mode=False).check(b"DROP TABLE scratch").blocked
 
 

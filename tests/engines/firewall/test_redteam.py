@@ -1385,6 +1385,21 @@ DESTRUCTION = [
         "DO UPDATE SET v = 0 RETURNING 1) SELECT count(*) FROM m",
     ),
     attack("alter-type-rename-attribute", "ALTER TYPE {victim} RENAME ATTRIBUTE v TO w"),
+    # Found by a second pass after the fix: each had its effect before it was closed.
+    attack("every-row-by-an-expression", "UPDATE {victim} SET v = 0 WHERE id * 0 = 0"),
+    attack("every-row-by-nullif", "DELETE FROM {victim} WHERE nullif(id, id) IS NULL"),
+    attack(
+        "subquery-selecting-the-outer-row",
+        "DELETE FROM {victim} o WHERE id IN (SELECT o.id FROM {victim} WHERE id = 1)",
+    ),
+    attack("typed-constants-compared", "DELETE FROM {victim} WHERE '1'::int = '01'::int"),
+    attack(
+        "alter-index-after-renaming-the-index-away",
+        "BEGIN; CREATE TEMP TABLE tt_{uid} (a int) ON COMMIT DROP; "
+        "CREATE INDEX {victim} ON tt_{uid} (a); ALTER INDEX {victim} RENAME TO moved_{uid}; "
+        "ALTER INDEX {victim} RENAME TO gone_{uid}; COMMIT",
+    ),
+    attack("unique-index-on-a-constant", "CREATE UNIQUE INDEX ix_{uid} ON {victim} ((true))"),
     attack("alter-index-renames-a-table", "ALTER INDEX {victim} RENAME TO gone_{uid}"),
     attack(
         "alter-index-renames-a-table-qualified",
