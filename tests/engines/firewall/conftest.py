@@ -6,6 +6,7 @@ tests exercise exactly what ships: flags, config file, listener, pools.
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from engines.firewall.catalog import Catalog, load_catalog
+from engines.firewall.guard import Guard
 from engines.pgcluster import Cluster
 from engines.procs import free_port, wait_for_port
 
@@ -88,3 +91,15 @@ def start_firewall(postgres: Cluster, tmp_path_factory) -> Iterator[Callable[...
 def firewall(start_firewall) -> Firewall:
     """The proxy with defaults: transaction pooling, every rule on."""
     return start_firewall()
+
+
+@pytest.fixture(scope="session")
+def catalog(postgres: Cluster) -> Catalog:
+    """The test server's function and operator catalog, as the guard reads it."""
+    return asyncio.run(load_catalog(postgres[0].dsn()))
+
+
+@pytest.fixture
+def guard(catalog: Catalog) -> Guard:
+    """A fresh guard (empty verdict cache) with the default policy on that catalog."""
+    return Guard(catalog)

@@ -56,11 +56,6 @@ def oid_of(postgres: Cluster, signature: str) -> int:
     return row[0]
 
 
-@pytest.fixture(scope="module")
-def catalog(postgres: Cluster) -> Catalog:
-    return load(postgres)
-
-
 @dataclass
 class Shadows:
     """A throwaway schema whose functions and operators reuse built-in names."""

@@ -1,37 +1,17 @@
 """The guard's deny-by-default policy, statement by statement, against the real catalog of a
 PostgreSQL 15: destructive SQL hidden every way we know is refused under the rule that names
-why, and ordinary SQL (including what merely looks dangerous) passes. Sessions settle what
-depends on them: pool mode, their own temporary tables, bound values, the client encoding.
-Through the live proxy, judged by what the server shows afterwards: test_redteam.py."""
+why, and ordinary SQL (including what merely looks dangerous) passes. What sessions settle
+(pool mode, temporary tables, bound values, encodings): test_guard_sessions.py; the cache,
+limits and the worker process: test_guard_cache.py. Through the live proxy, judged by what the
+server shows afterwards: test_redteam.py."""
 
 from __future__ import annotations
 
-import asyncio
-import subprocess
-import sys
-import time
-
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from engines.firewall.catalog import Catalog, load_catalog
-from engines.firewall.guard import Guard, qualify_temp
+from engines.firewall.guard import Guard
 from engines.firewall.verdicts import RULES
-from engines.procs import pid_alive
 
-
-@pytest.fixture(scope="module")
-def catalog(postgres) -> Catalog:
-    return asyncio.run(load_catalog(postgres[0].dsn()))
-
-
-@pytest.fixture
-def guard(catalog) -> Guard:
-    return Guard(catalog)
-
-
-# (statement, the rule that must refuse it)
 DESTRUCTIVE = [
     ("DROP TABLE users", "drop"),
     ("drop table if exists users cascade", "drop"),
@@ -256,181 +236,6 @@ def test_every_policy_rule_has_a_destructive_example():
     assert {rule for _, rule in DESTRUCTIVE} == set(RULES) - mechanical
 
 
-@pytest.mark.parametrize(
-    "sql",
-    [
-        "SET statement_timeout = '5s'",
-        "SET statement_timeout = 1",
-        "SET default_transaction_read_only = on",
-        "SELECT set_config('statement_timeout', '1', false)",
-        "CREATE TEMP TABLE users (a int)",
-        "CREATE TABLE pg_temp_3.users (a int)",
-        "LISTEN x",
-        "PREPARE p AS SELECT 1",
-        "DEALLOCATE ALL",
-        "DISCARD ALL",
-        "RESET ALL",
-        "DECLARE c CURSOR WITH HOLD FOR SELECT 1",
-    ],
-)
-def test_session_state_needs_session_mode(guard, sql):
-    refused = guard.session("demo", transaction_mode=True).check(sql.encode())
-    assert refused.rule == "session_state"
-    assert "session pool mode" in refused.message
-    assert guard.session("demo", transaction_mode=False).check(sql.encode()).allowed
-
-
-def test_own_temporary_tables_may_be_dropped_as_pg_temp(guard):
-    session = guard.session("demo", transaction_mode=False)
-    assert session.check(b"DROP TABLE scratch").rule == "drop"  # not made yet: a real table
-    assert session.check(b"CREATE TEMP TABLE scratch (a int)").allowed
-    for sql, rewritten in [
-        (b"TRUNCATE scratch", b"TRUNCATE TABLE pg_temp.scratch"),
-        (b"ALTER TABLE scratch ADD COLUMN b int", b"ALTER TABLE pg_temp.scratch ADD COLUMN b"),
-        (b"DROP TABLE scratch", b"DROP TABLE pg_temp.scratch"),
-    ]:
-        verdict = session.check(sql)
-        assert verdict.allowed, verdict.message
-        assert verdict.sql is not None
-        assert verdict.sql.startswith(rewritten)
-    assert session.check(b"DROP TABLE scratch, users").rule == "drop"
-    assert session.check(b"CREATE TEMP TABLE scratch (a int)").allowed
-    indexed = session.check(b"CREATE UNIQUE INDEX ON scratch ((a + 1))")
-    assert indexed.allowed, indexed.message
-    assert indexed.sql.startswith(b"CREATE UNIQUE INDEX ON pg_temp.scratch")
-    assert guard.session("demo", transaction_mode=False).check(b"DROP TABLE scratch").blocked
-
-
-def test_qualify_temp_touches_only_the_named_relations():
-    assert qualify_temp("DROP TABLE a, b; TRUNCATE a", frozenset({"a"})) == (
-        "DROP TABLE pg_temp.a, b; TRUNCATE TABLE pg_temp.a"
-    )
-
-
-def test_where_with_only_parameters_is_decided_at_bind(guard):
-    session = guard.session("demo")
-    assert session.check(b"DELETE FROM users WHERE $1", statement=b"wipe").allowed
-    assert session.check_bind(b"wipe", [b"false"], [0]).allowed
-    assert session.check_bind(b"wipe", [None], [0]).allowed
-    assert session.check_bind(b"wipe", [b"true"], [0]).rule == "delete_without_where"
-    assert session.check_bind(b"wipe", [b"\x01"], [1]).rule == "delete_without_where"
-    assert session.check_bind(b"wipe", [b"\x00\x00\x00\x01"], [1]).blocked  # unknown: refused
-    session.forget(b"wipe")
-    assert session.check_bind(b"wipe", [b"true"], [0]).allowed  # nothing left to check
-
-
-def test_set_config_with_parameters_is_decided_at_bind(guard):
-    session = guard.session("demo")
-    assert session.check(b"SELECT set_config($1, $2, false)", statement=b"").allowed
-    assert session.check_bind(b"", [b"application_name", b"x"], [0, 0]).allowed
-    assert session.check_bind(b"", [b"TimeZone", b"UTC"], [0, 1]).allowed
-    refused = session.check_bind(b"", [b"standard_conforming_strings", b"off"], [0, 0])
-    assert refused.rule == "string_syntax"
-    assert session.check_bind(b"", [b"role", b"postgres"], [0, 0]).rule == "setting"
-    assert session.check_bind(b"", [b"statement_timeout", b"1"], [0, 0]).rule == "session_state"
-    assert session.check_bind(b"", [b"client_encoding", b"SJIS"], [0, 0]).rule == "string_syntax"
-
-
-def test_fastpath_calls_only_of_allowed_functions(guard, catalog):
-    session = guard.session("demo")
-    by_name = {f.name: f.oid for f in catalog.functions if f.schema == "pg_catalog"}
-    assert session.check_function_call(by_name["lower"]).allowed
-    for name in ("set_config", "lo_unlink", "pg_terminate_backend", "lo_import"):
-        assert session.check_function_call(by_name[name]).rule == "function", name
-    assert session.check_function_call(999_999_999).rule == "function"
-
-
-def test_statements_are_read_in_the_sessions_encoding(guard):
-    session = guard.session("demo", encoding="LATIN1")
-    assert session.check("SELECT 'café'".encode("latin-1")).allowed
-    refused = guard.session("demo").check(b"SELECT '\xe9'")  # not UTF-8
-    assert refused.rule == "encoding"
-    assert refused.sqlstate == "22021"
-    assert not session.set_encoding("SJIS")
-    with pytest.raises(ValueError, match="cannot be read"):
-        guard.session("demo", encoding="BIG5")
-
-
-def test_client_encoding_changes_hold_the_next_messages(guard):
-    session = guard.session("demo")
-    assert session.check(b"SET client_encoding = 'LATIN1'").holds
-    assert session.check(b"SET client_encoding = 'LATIN1'", statement=b"").rule == "string_syntax"
-
-
-def test_verdicts_that_read_a_constant_are_shared_only_with_the_same_text(guard):
-    assert guard.check("DELETE FROM t WHERE 1 = 0").allowed
-    assert guard.check("DELETE FROM t WHERE 1 = 1").rule == "delete_without_where"
-    assert guard.check("SET standard_conforming_strings = 1").allowed
-    assert guard.check("SET standard_conforming_strings = 0").rule == "string_syntax"
-    assert guard.check("SET standard_conforming_strings = 1").allowed
-
-
-def test_names_differing_in_digits_never_share_a_verdict(guard):
-    session = guard.session("demo", transaction_mode=False)
-    assert session.check(b"CREATE TEMP TABLE t1 (a int)").allowed
-    assert session.check(b"DROP TABLE t1").allowed
-    assert session.check(b"DROP TABLE t2").rule == "drop"
-
-
-def test_statements_differing_only_in_numbers_share_a_verdict(guard):
-    for aid in (4711, 8150, 99999):
-        assert guard.check(f"SELECT abalance FROM pgbench_accounts WHERE aid = {aid}").allowed
-    assert guard.stats.cache_hits == 2
-
-
-def test_unparseable_sql_is_refused_with_a_syntax_error(guard):
-    verdict = guard.check("SELEC 1 FROM")
-    assert (verdict.rule, verdict.sqlstate) == ("parse_error", "42601")
-    assert "syntax error" in verdict.message
-
-
-def test_deeply_nested_sql_is_refused_not_crashed(guard):
-    assert guard.check("SELECT " + "(" * 1000 + "1" + ")" * 1000).allowed
-    assert guard.check("SELECT " + "(" * 200_000 + "1" + ")" * 200_000).blocked
-
-
-def test_oversized_and_slow_statements_are_refused(catalog):
-    verdict = Guard(catalog, max_query_bytes=100).check("SELECT '" + "x" * 200 + "'")
-    assert (verdict.rule, verdict.sqlstate) == ("too_long", "54000")
-    slow = Guard(catalog, check_timeout=0.0)
-    verdict = slow.check("SELECT 1 WHERE " + " AND ".join(["1 = 1"] * 5000))
-    assert (verdict.rule, verdict.sqlstate) == ("too_complex", "54000")
-
-
-def test_long_statements_are_parsed_off_the_event_loop(catalog):
-    guard = Guard(catalog, offload_bytes=1000)
-    sql = ("SELECT 1 WHERE " + " AND ".join(["1 = 1"] * 2000)).encode()
-
-    async def check() -> tuple:
-        session = guard.session("demo")
-        first = session.check(sql)
-        assert first.pending is not None
-        assert guard.pending == 1
-        await first.pending
-        return first, session.check(sql)
-
-    first, second = asyncio.run(check())
-    assert first.blocked
-    assert second.allowed
-    assert guard.pending == 0
-
-
-def test_verdicts_are_cached_and_counted(guard):
-    for _ in range(3):
-        guard.check("DROP TABLE users")
-    guard.check("SELECT 1")
-    assert guard.stats.checked == 4
-    assert guard.stats.cache_hits == 2
-    assert guard.stats.blocked == {"drop": 3}
-
-
-def test_cache_is_bounded(catalog):
-    guard = Guard(catalog, cache_size=10)
-    for n in range(50):
-        guard.check(f"SELECT {'c' * (n + 1)} FROM t")
-    assert len(guard.cache_for("utf-8", True)) == 10
-
-
 def test_exempt_roles_skip_every_check(catalog):
     guard = Guard(catalog, exempt_roles={"owner"})
     assert guard.check("DROP TABLE users", role="owner").allowed
@@ -448,72 +253,4 @@ def test_ddl_kinds_are_the_policys(catalog):
 
 def test_without_a_catalog_no_function_is_allowed():
     assert Guard().check("SELECT lower('x')").rule == "function"
-    assert Guard().check("SELECT 1").rule == "operator" or Guard().check("SELECT 1").allowed
-
-
-# Statements whose verdict a number can decide (or not), with slots for numbers (n, m) and
-# for digits inside names (a): the cache must never answer one with another's verdict.
-POISON_TEMPLATES = [
-    "DELETE FROM t WHERE {n} = {m}",
-    "DELETE FROM t WHERE id = {n}",
-    "DELETE FROM t WHERE id = id + {n}",
-    "UPDATE t SET v = {n} WHERE {m} > {n}",
-    "SET standard_conforming_strings = {n}",
-    "SELECT set_config('standard_conforming_strings', '{n}', false)",
-    "SELECT * FROM t{a} WHERE x = {n}",
-    "DROP TABLE t{a}",
-    "SELECT sha{a}('x'::bytea), {n}",
-    "SELECT {n}.{m}e{a} FROM t",
-    "DELETE FROM t WHERE {n} = {m} AND id = {a}",
-    "SELECT 1 -- {n}\n; DELETE FROM t WHERE {m} = {m}",
-    "SELECT '{n}' = '{m}'; DELETE FROM t WHERE 1 = {n}",
-]
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    template=st.sampled_from(POISON_TEMPLATES),
-    first=st.tuples(*[st.integers(0, 300)] * 3),
-    second=st.tuples(*[st.integers(0, 300)] * 3),
-)
-def test_a_cached_verdict_is_the_one_a_fresh_guard_gives(catalog, template, first, second):
-    """A guard that has seen one statement answers another of the same shape exactly as a
-    guard that never saw the first (the cache-poisoning property, end to end)."""
-    one, other = (template.format(n=n, m=m, a=a) for n, m, a in (first, second))
-    primed = Guard(catalog)
-    primed.check(one)
-    cached, fresh = primed.check(other), Guard(catalog).check(other)
-    assert (cached.allowed, cached.rule, cached.message) == (
-        fresh.allowed, fresh.rule, fresh.message
-    ), (one, other)  # fmt: skip
-
-
-def test_the_worker_process_dies_with_a_proxy_killed_outright(postgres):
-    """A long statement starts the guard's worker; SIGKILL the process that owns it (as an
-    operator's kill -9 would) and the worker goes too, never left running alone."""
-    script = (
-        "import asyncio, os, sys, time\n"
-        "from engines.firewall.catalog import load_catalog\n"
-        "from engines.firewall.guard import Guard\n"
-        "async def main():\n"
-        "    guard = Guard(await load_catalog(sys.argv[1]), offload_bytes=10)\n"
-        "    verdict = guard.session('demo').check(b'SELECT 1 WHERE 1 = 1 AND 2 = 2')\n"
-        "    await verdict.pending\n"
-        "    print(*guard._pool._processes, flush=True)\n"
-        "    time.sleep(60)\n"
-        "asyncio.run(main())\n"
-    )
-    owner = subprocess.Popen(
-        [sys.executable, "-c", script, postgres[0].dsn()], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        workers = [int(pid) for pid in owner.stdout.readline().split()]
-        assert workers
-        assert all(pid_alive(pid) for pid in workers)
-    finally:
-        owner.kill()
-        owner.wait(10)
-    deadline = time.monotonic() + 10
-    while any(pid_alive(pid) for pid in workers) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not any(pid_alive(pid) for pid in workers)
+    assert Guard().check("SELECT 1 + 1").rule == "operator"

@@ -1399,7 +1399,6 @@ DESTRUCTION = [
         "CREATE INDEX {victim} ON tt_{uid} (a); ALTER INDEX {victim} RENAME TO moved_{uid}; "
         "ALTER INDEX {victim} RENAME TO gone_{uid}; COMMIT",
     ),
-    attack("unique-index-on-a-constant", "CREATE UNIQUE INDEX ix_{uid} ON {victim} ((true))"),
     attack("alter-index-renames-a-table", "ALTER INDEX {victim} RENAME TO gone_{uid}"),
     attack(
         "alter-index-renames-a-table-qualified",
